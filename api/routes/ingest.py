@@ -1,0 +1,36 @@
+"""POST /ingest: create (or find) the job for a fiction URL and queue it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+import jobs
+from api.deps import SessionDep, SettingsDep
+from api.schemas import ErrorBody, IngestAccepted, IngestRequest
+from models import JobStatus
+
+router = APIRouter(tags=["ingest"])
+
+
+@router.post(
+    "/ingest",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestAccepted,
+    responses={
+        200: {"model": IngestAccepted, "description": "an active job for this fiction exists"},
+        422: {"model": ErrorBody, "description": "bad JSON, bad URL or unsupported site"},
+        503: {"model": ErrorBody, "description": "database unavailable"},
+    },
+)
+def ingest(body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response):  # noqa: ANN201
+    submission = jobs.submit(session, body.url, settings=settings)
+    if not submission.created:
+        response.status_code = status.HTTP_200_OK
+        message = "An active job for this fiction already exists"
+    elif submission.enqueued:
+        message = "Ingestion job created and queued"
+    else:
+        message = "Ingestion job created; it will be queued when the queue is reachable"
+    return IngestAccepted(
+        job_id=submission.job.id, status=JobStatus(submission.job.status), message=message
+    )

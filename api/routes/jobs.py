@@ -1,0 +1,57 @@
+"""GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+import jobs
+from api.deps import Limit, Offset, SessionDep, SettingsDep
+from api.schemas import JobDetail, JobEventPublic, JobPublic, Page, Progress
+from models import IngestionJob, JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def to_public(job: IngestionJob) -> JobPublic:
+    return JobPublic(
+        id=job.id,
+        source_url=job.source_url,
+        site=job.site,
+        status=JobStatus(job.status),
+        error_message=job.error_message,
+        last_error=job.last_error,
+        attempts=job.attempts,
+        progress=Progress(
+            chapters_found=job.chapters_found,
+            chapters_fetched=job.chapters_fetched,
+            chapters_saved=job.chapters_saved,
+        ),
+        novel_id=job.novel_id,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+@router.get("", response_model=Page[JobPublic])
+def list_jobs(
+    session: SessionDep, limit: Limit = 50, offset: Offset = 0, status: JobStatus | None = None
+) -> Page[JobPublic]:
+    rows, total = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    return Page(items=[to_public(j) for j in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobDetail)
+def get_job(job_id: int, session: SessionDep) -> JobDetail:
+    job = jobs.get_job(session, job_id)
+    events = [JobEventPublic.model_validate(e) for e in jobs.history(session, job_id)]
+    return JobDetail(**to_public(job).model_dump(), history=events)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(job_id: int, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    if not jobs.cancel(session, job_id, settings=settings):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has already ended")
+    session.expire_all()
+    return to_public(jobs.get_job(session, job_id))

@@ -1,0 +1,45 @@
+"""GET /novels, /novels/{id}, /novels/{id}/chapters, /novels/{id}/chapters/{position}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+import novels
+from api.deps import Limit, Offset, SessionDep
+from api.schemas import ChapterPublic, ChapterSummary, NovelDetail, NovelPublic, Page
+
+router = APIRouter(prefix="/novels", tags=["novels"])
+
+
+@router.get("", response_model=Page[NovelPublic])
+def list_novels(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> Page[NovelPublic]:
+    rows, total = novels.list_novels(session, limit=limit, offset=offset)
+    items = [NovelPublic.model_validate(n) for n in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{novel_id}", response_model=NovelDetail)
+def get_novel(novel_id: int, session: SessionDep) -> NovelDetail:
+    novel = novels.get_novel(session, novel_id)
+    base = NovelPublic.model_validate(novel).model_dump()
+    return NovelDetail(
+        **base,
+        description=novel.description,
+        warnings=novel.warnings,
+        volumes=novel.volumes,
+        chapter_count=novels.chapter_count(session, novel_id),
+    )
+
+
+@router.get("/{novel_id}/chapters", response_model=Page[ChapterSummary])
+def list_chapters(
+    novel_id: int, session: SessionDep, limit: Limit = 200, offset: Offset = 0
+) -> Page[ChapterSummary]:
+    rows, total = novels.list_chapters(session, novel_id, limit=limit, offset=offset)
+    items = [ChapterSummary.model_validate(c) for c in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{novel_id}/chapters/{position}", response_model=ChapterPublic)
+def get_chapter(novel_id: int, position: int, session: SessionDep) -> ChapterPublic:
+    return ChapterPublic.model_validate(novels.get_chapter(session, novel_id, position))

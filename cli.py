@@ -1,0 +1,181 @@
+"""`python cli.py COMMAND`: operate the service from a shell.
+
+process-queue  push every QUEUED job to Redis (each once, batched)
+ingest URL     submit a fiction (--wait follows it to the end)
+status [ID]    one job, or the latest jobs
+cancel ID      stop a queued or running job
+reconcile      recover lost jobs once (--loop: keep doing it)
+migrate        create/upgrade the database schema
+dashboard      rq-dashboard on the configured Redis
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+import jobs
+import reconciler
+from config import Settings, get_settings
+from db import session_scope
+from errors import IngestError
+from models import TERMINAL, IngestionJob, JobStatus
+
+ROOT = Path(__file__).resolve().parent
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console()
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    level = logging.DEBUG if verbose else get_settings().log_level
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@app.command("process-queue")
+def process_queue() -> None:
+    """Push every QUEUED job to Redis; jobs already queued there are left alone."""
+    settings = get_settings()
+    with Progress(
+        TextColumn("pushing QUEUED jobs"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        task = bar.add_task("push", total=_count_queued())
+        report = reconciler.push_queued(
+            settings, on_batch=lambda seen, _pushed: bar.advance(task, seen)
+        )
+    console.print(
+        f"{report.found} queued jobs: {report.pushed} pushed, "
+        f"{report.already} already on the queue"
+    )
+
+
+def _count_queued() -> int:
+    with session_scope() as session:
+        _, total = jobs.list_jobs(session, status=JobStatus.QUEUED, limit=1, offset=0)
+    return total
+
+
+@app.command()
+def ingest(
+    url: str,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait at most")] = 3600,
+) -> None:
+    """Submit a fiction URL, like POST /ingest."""
+    settings = get_settings()
+    try:
+        with session_scope() as session:
+            submission = jobs.submit(session, url, settings=settings)
+    except IngestError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    job_id = submission.job.id
+    verb = "created" if submission.created else "already active"
+    console.print(f"job {job_id} {verb} ({submission.job.status})")
+    if wait:
+        final = _follow(job_id, timeout=timeout)
+        raise typer.Exit(0 if final.status == JobStatus.DONE else 1)
+
+
+def _follow(job_id: int, *, timeout: float) -> IngestionJob:
+    deadline, seen = time.monotonic() + timeout, ""
+    while True:
+        with session_scope() as session:
+            job = jobs.get_job(session, job_id)
+        line = f"{job.status} {job.chapters_fetched}/{job.chapters_found} fetched"
+        if line != seen:
+            console.print(f"job {job_id}: {line}")
+            seen = line
+        if job.status in TERMINAL or time.monotonic() > deadline:
+            _print_job(job)
+            return job
+        time.sleep(0.2)
+
+
+@app.command()
+def status(job_id: Annotated[int | None, typer.Argument()] = None, limit: int = 20) -> None:
+    """Show one job in full, or the latest jobs."""
+    with session_scope() as session:
+        if job_id is not None:
+            _print_job(jobs.get_job(session, job_id))
+            return
+        rows, total = jobs.list_jobs(session, status=None, limit=limit, offset=0)
+    table = Table("id", "status", "attempts", "chapters", "url", "error", title=f"{total} jobs")
+    for job in rows:
+        chapters = f"{job.chapters_saved}/{job.chapters_found}"
+        error = job.error_message or ""
+        table.add_row(str(job.id), job.status, str(job.attempts), chapters, job.source_url, error)
+    console.print(table)
+
+
+def _print_job(job: IngestionJob) -> None:
+    fields = ("id", "source_url", "status", "error_message", "last_error", "attempts")
+    more = ("chapters_found", "chapters_fetched", "chapters_saved", "novel_id")
+    times = ("created_at", "started_at", "finished_at")
+    for name in fields + more + times:
+        console.print(f"{name:>16}: {getattr(job, name)}")
+
+
+@app.command()
+def cancel(job_id: int) -> None:
+    """Stop a queued or running job; it ends as ERROR "cancelled by user"."""
+    with session_scope() as session:
+        moved = jobs.cancel(session, job_id, settings=get_settings())
+    console.print(f"job {job_id} " + ("cancelled" if moved else "had already ended"))
+    raise typer.Exit(0 if moved else 1)
+
+
+@app.command()
+def reconcile(
+    loop: Annotated[bool, typer.Option(help="run a pass every RECONCILE_INTERVAL s")] = False,
+) -> None:
+    """Recover jobs lost by killed workers and push QUEUED jobs missing from Redis."""
+    settings = get_settings()
+    if loop:
+        reconciler.run_forever(settings)
+        return
+    report = reconciler.reconcile(settings)
+    console.print(
+        f"recovered {len(report.recovered)}, failed {len(report.failed)}, "
+        f"pushed {report.push.pushed} of {report.push.found} queued"
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    console.print(f"database at head: {_safe_url(get_settings())}")
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+@app.command()
+def dashboard() -> None:
+    """Serve rq-dashboard (queues, jobs, workers) on DASHBOARD_HOST:DASHBOARD_PORT."""
+    settings = get_settings()
+    argv = [sys.executable, "-m", "rq_dashboard", "--redis-url", settings.redis_url]
+    argv += ["--bind", settings.dashboard_host, "--port", str(settings.dashboard_port)]
+    os.execv(sys.executable, argv)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,87 @@
+"""One settings object, read from the environment and `.env`.
+
+Every setting is listed in `.env.example`. Read settings through `get_settings()` only
+and pass values down explicitly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str = "sqlite:///data/novels.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = "0.0.0.0"
+    api_port: int = 8000
+    api_page_size_max: int = 200
+
+    # --- queue ---------------------------------------------------------------------------
+    queue_name: str = "ingestion"
+    job_timeout: int = Field(default=3600, ge=1, description="seconds one ingestion may run")
+    result_ttl: int = Field(default=86400, description="seconds RQ keeps a finished job")
+    failure_ttl: int = Field(default=7 * 86400, description="seconds RQ keeps a failed job")
+    job_max_attempts: int = Field(default=3, ge=1, description="runs of one job, first included")
+    job_retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay; doubles")
+    job_retry_backoff_max: float = Field(default=300.0, ge=0)
+    process_queue_batch: int = Field(default=500, ge=1)
+
+    # --- reliability ---------------------------------------------------------------------
+    reconcile_interval: int = Field(default=15, ge=1, description="seconds between passes")
+    stuck_grace: int = Field(default=30, ge=1, description="seconds before a lost job is retried")
+    worker_heartbeat: int = Field(default=5, ge=1, description="seconds between worker checks")
+
+    # --- dashboard -----------------------------------------------------------------------
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 9181
+
+    # --- crawler -------------------------------------------------------------------------
+    crawler_concurrent_requests: int = 16
+    crawler_concurrent_requests_per_domain: int = 4
+    crawler_download_delay: float = 0.5
+    crawler_download_timeout: float = 30.0
+    crawler_retry_times: int = Field(default=2, ge=0, description="retries of one page")
+    crawler_retry_backoff: float = Field(default=0.5, ge=0, description="first page retry wait")
+    crawler_user_agent: str = "novel-ingest/0.1 (+https://github.com/novel-ingest)"
+    crawler_obey_robots_txt: bool = True
+    crawler_autothrottle: bool = False
+    crawler_max_page_bytes: int = 8 * 1024 * 1024
+    crawler_site_aliases: str = Field(
+        default="", description="comma list of host[:port]=site, crawled with that site's adapter"
+    )
+
+    log_level: str = "INFO"
+
+    @field_validator("crawler_site_aliases")
+    @classmethod
+    def _aliases_well_formed(cls, value: str) -> str:
+        parse_aliases(value)
+        return value
+
+    @property
+    def site_aliases(self) -> dict[str, str]:
+        return parse_aliases(self.crawler_site_aliases)
+
+
+def parse_aliases(raw: str) -> dict[str, str]:
+    """`"127.0.0.1:8765=royalroad, mirror.example=royalroad"` -> {host[:port]: site}."""
+    aliases: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        host, sep, site = part.partition("=")
+        if not sep or not host.strip() or not site.strip():
+            raise ValueError(f"CRAWLER_SITE_ALIASES entry {part!r} is not host[:port]=site")
+        aliases[host.strip().lower()] = site.strip().lower()
+    return aliases
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,74 @@
+"""Run one fiction crawl with a Scrapy CrawlerRunner, on a reactor started here.
+
+Twisted's reactor cannot be restarted inside a process, so this runs once per process:
+in RQ's forked work-horse. The worker parent imports Scrapy (cheap forks) but never
+installs a reactor; the horse installs the asyncio reactor, crawls, and exits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from scrapy.crawler import CrawlerRunner
+from scrapy.utils.reactor import install_reactor
+from twisted.python.failure import Failure
+
+from config import Settings
+from crawler.items import FictionRef
+from crawler.settings import REACTOR, scrapy_settings
+from crawler.sites.base import SiteAdapter
+from crawler.spiders.fiction import CrawlListener, CrawlResult, FictionSpider
+from errors import IngestError, PermanentFailure, RetryableFailure
+
+
+class ReactorUsedError(IngestError):
+    """Raised when a crawl is asked of a process whose reactor has already run."""
+
+
+def crawl(
+    ref: FictionRef,
+    adapter: SiteAdapter,
+    *,
+    settings: Settings,
+    listener: CrawlListener,
+    timeout: float,
+) -> CrawlResult:
+    """Fetch the fiction page and all its chapter pages; failures are in `result.failure`.
+
+    Past `timeout` seconds the crawl is stopped and the result says it timed out.
+    """
+    reactor = _fresh_reactor()
+    result = CrawlResult()
+    runner = CrawlerRunner(scrapy_settings(settings))
+    done = runner.crawl(FictionSpider, ref=ref, adapter=adapter, result=result, listener=listener)
+    done.addErrback(lambda failure: _record_crash(result, failure))
+    done.addBoth(lambda _: reactor.stop())
+    alarm = reactor.callLater(max(timeout, 0.0), _time_out, runner, result, settings.job_timeout)
+    reactor.run(installSignalHandlers=False)
+    if alarm.active():
+        alarm.cancel()
+    return result
+
+
+def _time_out(runner: CrawlerRunner, result: CrawlResult, limit: int) -> None:
+    if result.failure is None:
+        result.failure = PermanentFailure(f"timed out after {limit} s")
+    runner.stop()
+
+
+def _fresh_reactor():  # type: ignore[no-untyped-def]
+    if "twisted.internet.reactor" not in sys.modules:
+        install_reactor(REACTOR)
+    from twisted.internet import reactor
+
+    if getattr(reactor, "_startedBefore", False):
+        raise ReactorUsedError(
+            "this process has already run a crawl; run jobs in a forking worker "
+            "(python worker.py, or rq worker without --worker-class SimpleWorker)"
+        )
+    return reactor
+
+
+def _record_crash(result: CrawlResult, failure: Failure) -> None:
+    if result.failure is None:
+        result.failure = RetryableFailure(f"crawler crashed: {failure.getErrorMessage()}")

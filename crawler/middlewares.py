@@ -1,0 +1,63 @@
+"""Downloader middlewares: retries with exponential backoff that honour Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import parsedate_to_datetime
+
+from scrapy import Request, Spider
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.http import Response
+from scrapy.settings import BaseSettings
+from scrapy.utils.response import response_status_message
+
+from models.base import utcnow
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's retry, but waiting base * 2**n seconds (or Retry-After) before each retry."""
+
+    def __init__(self, settings: BaseSettings) -> None:
+        super().__init__(settings)
+        self.base = settings.getfloat("RETRY_BACKOFF_BASE", 0.5)
+        self.cap = settings.getfloat("RETRY_BACKOFF_MAX", 30.0)
+
+    async def process_response(  # type: ignore[override]
+        self, request: Request, response: Response, spider: Spider
+    ) -> Request | Response:
+        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
+            return response
+        retry = self._retry(request, response_status_message(response.status), spider)
+        if retry is None:
+            return response
+        await asyncio.sleep(self._delay(request, retry_after(response)))
+        return retry
+
+    async def process_exception(  # type: ignore[override]
+        self, request: Request, exception: Exception, spider: Spider
+    ) -> Request | Response | None:
+        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions_to_retry):
+            return None
+        retry = self._retry(request, exception, spider)
+        if retry is not None:
+            await asyncio.sleep(self._delay(request, None))
+        return retry
+
+    def _delay(self, request: Request, hinted: float | None) -> float:
+        if hinted is not None:
+            return min(hinted, self.cap)
+        return min(self.base * 2 ** request.meta.get("retry_times", 0), self.cap)
+
+
+def retry_after(response: Response) -> float | None:
+    """Seconds the server asked us to wait (delta-seconds or HTTP-date), if it said."""
+    raw = response.headers.get(b"Retry-After")
+    if not raw:
+        return None
+    value = raw.decode("latin-1").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,40 @@
+"""Scrapy settings built from the service's Settings (CRAWLER_* knobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import Settings
+
+REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+
+
+def scrapy_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "BOT_NAME": "novel-ingest",
+        "TWISTED_REACTOR": REACTOR,
+        "USER_AGENT": settings.crawler_user_agent,
+        "ROBOTSTXT_OBEY": settings.crawler_obey_robots_txt,
+        "CONCURRENT_REQUESTS": settings.crawler_concurrent_requests,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_concurrent_requests_per_domain,
+        "DOWNLOAD_DELAY": settings.crawler_download_delay,
+        "DOWNLOAD_TIMEOUT": settings.crawler_download_timeout,
+        "DOWNLOAD_MAXSIZE": settings.crawler_max_page_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "AUTOTHROTTLE_ENABLED": settings.crawler_autothrottle,
+        "RETRY_TIMES": settings.crawler_retry_times,
+        "RETRY_HTTP_CODES": RETRY_HTTP_CODES,
+        "RETRY_BACKOFF_BASE": settings.crawler_retry_backoff,
+        "RETRY_BACKOFF_MAX": settings.job_retry_backoff_max,
+        "REDIRECT_MAX_TIMES": 10,
+        "DOWNLOADER_MIDDLEWARES": {
+            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+            "crawler.middlewares.BackoffRetryMiddleware": 550,
+        },
+        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
+        "TELNETCONSOLE_ENABLED": False,
+        "LOGSTATS_INTERVAL": 0,
+        "LOG_LEVEL": "WARNING",
+        "COOKIES_ENABLED": False,
+    }

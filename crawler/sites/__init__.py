@@ -1,0 +1,40 @@
+"""Site adapters and the registry that picks one for a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from crawler.items import FictionRef
+from crawler.sites import royalroad
+from crawler.sites.base import SiteAdapter
+from errors import InvalidURLError, UnsupportedSiteError
+
+ADAPTERS: dict[str, SiteAdapter] = {adapter.name: adapter for adapter in (royalroad.ADAPTER,)}
+
+
+def supported_sites() -> str:
+    return "; ".join(f"{a.display_name} (e.g. {a.example_url})" for a in ADAPTERS.values())
+
+
+def resolve(url: str, *, aliases: Mapping[str, str]) -> tuple[SiteAdapter, FictionRef]:
+    """Pick the adapter for `url` and normalize it; raise a typed error saying what is wrong."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidURLError(f"{url!r} is not an http(s) URL")
+    host = parts.hostname.lower()
+    host_port = f"{host}:{parts.port}" if parts.port else host
+    site = aliases.get(host_port) or aliases.get(host)
+    if site is not None:
+        return _adapter(site), _adapter(site).fiction_ref(url, base=f"{parts.scheme}://{host_port}")
+    for adapter in ADAPTERS.values():
+        if host in adapter.hosts:
+            return adapter, adapter.fiction_ref(url, base=f"https://{adapter.hosts[0]}")
+    raise UnsupportedSiteError(f"{host} is not a supported site; supported: {supported_sites()}")
+
+
+def _adapter(site: str) -> SiteAdapter:
+    try:
+        return ADAPTERS[site]
+    except KeyError:
+        raise UnsupportedSiteError(f"alias names unknown site {site!r}") from None

@@ -1,0 +1,205 @@
+"""One ingestion run: claim the job, crawl, parse, save; every step a real status.
+
+This module knows nothing of RQ: it returns an `Outcome` and the queue decides what a
+retry means. Status moves go through models.ingestion_job.transition only, guarded by
+the run's id, so a run that lost its job (cancelled, recovered elsewhere) stops writing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from config import Settings, get_settings
+from crawler import sites
+from crawler.crawl import crawl
+from crawler.items import ChapterRecord, FictionRef, NovelRecord
+from crawler.sites.base import SiteAdapter
+from crawler.spiders.fiction import CrawlResult
+from db import session_scope
+from errors import (
+    IngestError,
+    IngestFailure,
+    ParseError,
+    PermanentFailure,
+    RetryableFailure,
+)
+from models import RUNNING, IngestionJob, JobStatus
+from models.ingestion_job import claim, record_progress, transition
+from novel_store import save_chapters, save_novel
+
+log = logging.getLogger(__name__)
+
+
+class RunLost(Exception):
+    """Raised when a run's status move is refused: the job was cancelled or taken over."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: JobStatus | None  # where the run left the job; None when it did not run it
+    retry_in: float | None = None  # seconds until the queue should run it again
+
+
+def run_ingestion(job_id: int, *, settings: Settings) -> Outcome:
+    with session_scope() as session:
+        run_id = claim(session, job_id)
+        job = session.get(IngestionJob, job_id) if run_id else None
+    if run_id is None or job is None:
+        log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
+        return Outcome(status=None)
+    run = Run(job_id=job_id, run_id=run_id, attempts=job.attempts, settings=settings)
+    try:
+        return run.execute(job.source_url)
+    except RunLost:
+        log.info("job %s: run %s lost its job (cancelled or taken over)", job_id, run_id)
+        return Outcome(status=None)
+    except IngestFailure as failure:
+        return run.fail(failure)
+    except Exception as error:  # a bug or an outage: retry, and keep the trace in the log
+        log.exception("job %s: unexpected error", job_id)
+        return run.fail(RetryableFailure(f"internal error: {type(error).__name__}: {error}"))
+
+
+@dataclass
+class Run:
+    job_id: int
+    run_id: str
+    attempts: int
+    settings: Settings
+    started: float = field(default_factory=time.monotonic)
+
+    def deadline(self) -> float:
+        return self.settings.job_timeout - (time.monotonic() - self.started)
+
+    def execute(self, source_url: str) -> Outcome:
+        try:
+            adapter, ref = sites.resolve(source_url, aliases=self.settings.site_aliases)
+        except IngestError as error:  # e.g. an alias the API had and this worker lacks
+            raise PermanentFailure(str(error)) from error
+        fetched = self._crawl(adapter, ref)
+        self.move(JobStatus.PARSING, message=f"{len(fetched.chapter_pages)} pages fetched")
+        assert fetched.novel is not None
+        chapters = parse_chapters(adapter, fetched.novel, fetched.chapter_pages)
+        self.move(JobStatus.SAVING, message=f"{len(chapters)} chapters parsed")
+        self._save(fetched.novel, chapters)
+        return Outcome(status=JobStatus.DONE)
+
+    def _crawl(self, adapter: SiteAdapter, ref: FictionRef) -> CrawlResult:
+        listener = ProgressListener(job_id=self.job_id, run_id=self.run_id)
+        result = crawl(
+            ref, adapter, settings=self.settings, listener=listener, timeout=self.deadline()
+        )
+        listener.flush()
+        if result.failure is not None:
+            raise result.failure
+        if result.novel is None:
+            raise RetryableFailure(f"crawl of {ref.url} ended without the fiction page")
+        return result
+
+    def _save(self, novel: NovelRecord, chapters: list[ChapterRecord]) -> None:
+        with session_scope() as session:
+            novel_id = save_novel(session, novel)
+            saved = save_chapters(session, novel_id, chapters)
+            if not transition(
+                session,
+                self.job_id,
+                JobStatus.DONE,
+                owner=self.run_id,
+                message=f"{saved} chapters saved",
+                novel_id=novel_id,
+                chapters_saved=saved,
+            ):
+                raise RunLost  # rolls the writes back with the refused move
+
+    def move(self, target: JobStatus, *, message: str | None = None) -> None:
+        with session_scope() as session:
+            if not transition(session, self.job_id, target, owner=self.run_id, message=message):
+                raise RunLost
+
+    def fail(self, failure: IngestFailure) -> Outcome:
+        if isinstance(failure, RetryableFailure) and self.attempts < self.settings.job_max_attempts:
+            delay = self.retry_delay(failure)
+            message = f"attempt {self.attempts} failed, retrying in {delay:.0f} s: {failure}"
+            if self._settle(JobStatus.QUEUED, message):
+                return Outcome(status=JobStatus.QUEUED, retry_in=delay)
+            return Outcome(status=None)
+        message = _final_message(failure, self.attempts)
+        return Outcome(status=JobStatus.ERROR if self._settle(JobStatus.ERROR, message) else None)
+
+    def retry_delay(self, failure: RetryableFailure) -> float:
+        backoff = self.settings.job_retry_backoff * 2 ** (self.attempts - 1)
+        wanted = max(backoff, failure.retry_after or 0.0)
+        return min(wanted, self.settings.job_retry_backoff_max)
+
+    def _settle(self, target: JobStatus, message: str) -> bool:
+        log.warning("job %s -> %s: %s", self.job_id, target.value, message)
+        with session_scope() as session:
+            return transition(session, self.job_id, target, owner=self.run_id, message=message)
+
+
+def _final_message(failure: IngestFailure, attempts: int) -> str:
+    if isinstance(failure, PermanentFailure):
+        return str(failure)
+    return f"gave up after {attempts} attempts: {failure}"
+
+
+def parse_chapters(
+    adapter: SiteAdapter, novel: NovelRecord, pages: dict[str, str]
+) -> list[ChapterRecord]:
+    records = []
+    for ref in novel.chapters:
+        page = pages.get(ref.site_chapter_id)
+        if page is None:
+            raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
+        records.append(adapter.parse_chapter(page, ref))
+    return records
+
+
+class ProgressListener:
+    """Writes crawl progress to the job row, at most every `interval` seconds."""
+
+    def __init__(self, *, job_id: int, run_id: str, interval: float = 0.25) -> None:
+        self.job_id, self.run_id, self.interval = job_id, run_id, interval
+        self.counts: dict[str, int] = {}
+        self.written_at = 0.0
+
+    def chapters_found(self, count: int) -> None:
+        self.counts["chapters_found"] = count
+        self.flush()
+
+    def page_fetched(self, fetched: int) -> None:
+        self.counts["chapters_fetched"] = fetched
+        if time.monotonic() - self.written_at >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.counts:
+            return
+        with session_scope() as session:
+            record_progress(session, self.job_id, run_id=self.run_id, **self.counts)
+        self.written_at = time.monotonic()
+
+
+def abandon(job_id: int, *, reason: str, final: bool = False) -> JobStatus | None:
+    """Settle a job whose run died outside its own control (killed, lost, timed out).
+
+    From whatever running state, the job goes back to QUEUED to be run again, or to ERROR
+    when `final` or when its attempts are spent. Returns the new status, None if it was
+    not running.
+    """
+    settings = get_settings()
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        if job is None or job.status not in RUNNING:
+            return None
+        retry = not final and job.attempts < settings.job_max_attempts
+        target = JobStatus.QUEUED if retry else JobStatus.ERROR
+        message = f"{reason}; retrying" if retry else _gave_up(reason, job.attempts, final)
+        moved = transition(session, job_id, target, expected=RUNNING, message=message)
+    return target if moved else None
+
+
+def _gave_up(reason: str, attempts: int, final: bool) -> str:
+    return reason if final else f"gave up after {attempts} attempts: {reason}"

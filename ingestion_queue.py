@@ -1,0 +1,210 @@
+"""The only module that talks to RQ: queue names, enqueue, retry policy, the job function.
+
+An ingestion job's RQ id is deterministic (`ingestion-<row id>`), so enqueueing the same
+row twice cannot create two RQ jobs, and anything can find the RQ job of a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from datetime import UTC, datetime
+from enum import StrEnum
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry, Worker
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus as RQStatus
+from rq.timeouts import JobTimeoutException
+
+from config import Settings, get_settings
+from errors import QueueUnavailableError
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "novel-ingest"
+CRASH_RETRY_INTERVALS = [1, 2, 4]  # a killed horse: RQ runs the job again after these waits
+HARD_TIMEOUT_MARGIN = 120  # RQ's own kill comes this long after the job's soft timeout
+LIVE = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
+
+
+def rq_job_id(job_id: int) -> str:
+    return f"ingestion-{job_id}"
+
+
+def row_id(rq_id: str) -> int | None:
+    prefix, _, number = rq_id.partition("-")
+    return int(number) if prefix == "ingestion" and number.isdigit() else None
+
+
+@lru_cache(maxsize=8)
+def _redis(url: str) -> Redis:
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+    )
+
+
+def redis_connection(settings: Settings | None = None) -> Redis:
+    return _redis((settings or get_settings()).redis_url)
+
+
+def get_queue(settings: Settings | None = None) -> Queue:
+    settings = settings or get_settings()
+    return Queue(
+        settings.queue_name,
+        connection=redis_connection(settings),
+        default_timeout=settings.job_timeout + HARD_TIMEOUT_MARGIN,
+    )
+
+
+def enqueue(job_id: int, *, settings: Settings | None = None) -> bool:
+    """Push a row onto the queue unless it already has a live RQ job. True if pushed."""
+    return bool(enqueue_many([job_id], settings=settings))
+
+
+def enqueue_many(job_ids: Sequence[int], *, settings: Settings | None = None) -> list[int]:
+    """Push every row that has no live RQ job; return the ids pushed.
+
+    A short Redis lock per row makes concurrent callers (API, CLI, reconciler) agree on
+    who pushes it; the lock is released once the RQ job exists.
+    """
+    settings = settings or get_settings()
+    queue = get_queue(settings)
+    try:
+        locked = _lock(queue.connection, job_ids)
+        try:
+            fresh = [i for i in locked if not _live(queue, i)]
+            queue.enqueue_many([_prepare(queue, i, settings) for i in fresh])
+        finally:
+            _unlock(queue.connection, locked)
+    except RedisError as error:
+        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+    return fresh
+
+
+def _lock(connection: Redis, job_ids: Iterable[int]) -> list[int]:
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.set(f"{KEY_PREFIX}:enqueue-lock:{job_id}", os.getpid(), nx=True, ex=30)
+        granted = pipe.execute()
+    return [job_id for job_id, ok in zip(job_ids, granted, strict=True) if ok]
+
+
+def _unlock(connection: Redis, job_ids: Iterable[int]) -> None:
+    keys = [f"{KEY_PREFIX}:enqueue-lock:{job_id}" for job_id in job_ids]
+    if keys:
+        connection.delete(*keys)
+
+
+def _live(queue: Queue, job_id: int) -> bool:
+    state = run_state(job_id, queue=queue)
+    if state in (RunState.ENDED, RunState.ORPHANED):  # a spent or dead RQ job: replace it
+        Job(rq_job_id(job_id), connection=queue.connection).delete()
+    return state is RunState.LIVE
+
+
+class RunState(StrEnum):
+    """What RQ knows of a row's RQ job."""
+
+    ABSENT = "absent"  # no RQ job (never pushed, expired, or Redis lost it)
+    LIVE = "live"  # waiting, scheduled, or running on a worker that is alive
+    ORPHANED = "orphaned"  # marked running, but its worker stopped sending heartbeats
+    ENDED = "ended"  # finished, failed, stopped or cancelled
+
+
+def run_state(job_id: int, *, queue: Queue | None = None) -> RunState:
+    queue = queue or get_queue()
+    try:
+        job = Job.fetch(rq_job_id(job_id), connection=queue.connection)
+        status = job.get_status()
+    except (NoSuchJobError, InvalidJobOperation):
+        return RunState.ABSENT
+    if status not in LIVE:
+        return RunState.ENDED
+    if status == RQStatus.STARTED and not _worker_alive(queue.connection, job.worker_name):
+        return RunState.ORPHANED
+    return RunState.LIVE
+
+
+def _worker_alive(connection: Redis, name: str | None) -> bool:
+    if not name:
+        return False
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=connection)
+    if worker is None or worker.last_heartbeat is None:
+        return False
+    silence = (datetime.now(UTC) - worker.last_heartbeat.replace(tzinfo=UTC)).total_seconds()
+    return silence < 3 * get_settings().worker_heartbeat + 5
+
+
+def _prepare(queue: Queue, job_id: int, settings: Settings) -> Any:
+    return Queue.prepare_data(
+        perform,
+        args=(job_id,),
+        job_id=rq_job_id(job_id),
+        timeout=settings.job_timeout + HARD_TIMEOUT_MARGIN,
+        result_ttl=settings.result_ttl,
+        failure_ttl=settings.failure_ttl,
+        retry=Retry(max=settings.job_max_attempts, interval=CRASH_RETRY_INTERVALS),
+        description=f"ingest job {job_id}",
+    )
+
+
+def cancel(job_id: int, *, settings: Settings | None = None) -> None:
+    """Stop the RQ side of a job: drop it from the queue, or stop its running horse."""
+    queue = get_queue(settings)
+    try:
+        job = Job.fetch(rq_job_id(job_id), connection=queue.connection)
+    except NoSuchJobError:
+        return
+    if job.get_status() == RQStatus.STARTED:
+        try:
+            send_stop_job_command(queue.connection, job.id)
+        except InvalidJobOperation:
+            pass
+    else:
+        job.cancel()
+
+
+def perform(job_id: int) -> Retry | str:
+    """The RQ job function: run one ingestion; ask RQ to retry when the run says so."""
+    from ingestion import abandon, run_ingestion
+
+    settings = get_settings()
+    try:
+        outcome = run_ingestion(job_id, settings=settings)
+    except JobTimeoutException:
+        abandon(job_id, reason=f"timed out after {settings.job_timeout} s", final=True)
+        return "error"
+    if outcome.retry_in is not None:
+        return Retry(max=settings.job_max_attempts, interval=math.ceil(outcome.retry_in))
+    return outcome.status.value if outcome.status else "skipped"
+
+
+class IngestionWorker(Worker):
+    """A forking worker that settles a job's row when its work-horse dies.
+
+    RQ then retries the RQ job (CRASH_RETRY); the row goes back to QUEUED so the retry can
+    claim it, or to ERROR once the retries are spent.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("job_monitoring_interval", get_settings().worker_heartbeat)
+        super().__init__(*args, **kwargs)
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        job_id = row_id(job.id)
+        if job_id is None:
+            return
+        from ingestion import abandon
+
+        try:
+            abandon(job_id, reason=f"work-horse died (exit status {ret_val})")
+        except Exception:  # the reconciler settles it later
+            log.exception("could not settle job %s after its work-horse died", job_id)

@@ -1,0 +1,102 @@
+"""Job service: submit, read, list and cancel ingestion jobs (shared by API and CLI)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import ingestion_queue
+from config import Settings
+from crawler import sites
+from errors import NotFoundError, QueueUnavailableError
+from models import ACTIVE, IngestionJob, JobEvent, JobStatus
+from models.ingestion_job import transition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: IngestionJob
+    created: bool  # False: an active job for the same fiction was returned instead
+    enqueued: bool  # False: Redis was unreachable; the reconciler will push it
+
+
+def submit(session: Session, url: str, *, settings: Settings) -> Submission:
+    """Create a QUEUED job for `url` (or return the active one), commit, then enqueue it."""
+    _, ref = sites.resolve(url, aliases=settings.site_aliases)
+    existing = active_job_for(session, ref.url)
+    if existing is not None:
+        return Submission(job=existing, created=False, enqueued=True)
+    job = IngestionJob(source_url=ref.url, site=ref.site, site_novel_id=ref.site_id)
+    session.add(job)
+    try:
+        session.flush()
+        session.execute(insert(JobEvent).values(job_id=job.id, status=JobStatus.QUEUED.value))
+        session.commit()
+    except IntegrityError:  # another request created it between our check and insert
+        session.rollback()
+        raced = active_job_for(session, ref.url)
+        if raced is None:
+            raise
+        return Submission(job=raced, created=False, enqueued=True)
+    return Submission(job=job, created=True, enqueued=_try_enqueue(job.id, settings))
+
+
+def _try_enqueue(job_id: int, settings: Settings) -> bool:
+    try:
+        ingestion_queue.enqueue(job_id, settings=settings)
+    except QueueUnavailableError as error:
+        log.warning("job %s stays QUEUED until Redis is back: %s", job_id, error)
+        return False
+    return True
+
+
+def active_job_for(session: Session, source_url: str) -> IngestionJob | None:
+    stmt = select(IngestionJob).where(
+        IngestionJob.source_url == source_url,
+        IngestionJob.status.in_([s.value for s in ACTIVE]),
+    )
+    return session.execute(stmt.limit(1)).scalar_one_or_none()
+
+
+def get_job(session: Session, job_id: int) -> IngestionJob:
+    job = session.get(IngestionJob, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} not found")
+    return job
+
+
+def history(session: Session, job_id: int) -> list[JobEvent]:
+    stmt = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    return list(session.execute(stmt).scalars())
+
+
+def list_jobs(
+    session: Session, *, status: JobStatus | None, limit: int, offset: int
+) -> tuple[list[IngestionJob], int]:
+    query = select(IngestionJob)
+    if status is not None:
+        query = query.where(IngestionJob.status == status.value)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(IngestionJob.id.desc()).limit(limit).offset(offset))
+    return list(rows.scalars()), total
+
+
+def cancel(session: Session, job_id: int, *, settings: Settings) -> bool:
+    """Mark an active job ERROR ("cancelled") and stop its RQ side. False if already ended."""
+    get_job(session, job_id)
+    moved = transition(
+        session, job_id, JobStatus.ERROR, expected=ACTIVE, message="cancelled by user"
+    )
+    session.commit()
+    if moved:
+        try:
+            ingestion_queue.cancel(job_id, settings=settings)
+        except QueueUnavailableError:
+            log.warning("job %s cancelled; its RQ job will find the row ended", job_id)
+    return moved

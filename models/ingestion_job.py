@@ -1,0 +1,163 @@
+"""Ingestion jobs and their state machine: the only code that writes a job's status.
+
+QUEUED -> CRAWLING -> PARSING -> SAVING -> DONE; any non-terminal state -> ERROR; a running
+state -> QUEUED when the run is retried. Every move is a compare-and-set
+(`UPDATE ... WHERE id = :id AND status IN (:allowed) [AND run_id = :run]`), so a duplicate,
+late or concurrent run changes nothing, and each accepted move is logged in `job_events`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, insert, text, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    CRAWLING = "crawling"
+    PARSING = "parsing"
+    SAVING = "saving"
+    DONE = "done"
+    ERROR = "error"
+
+
+TERMINAL: frozenset[JobStatus] = frozenset({JobStatus.DONE, JobStatus.ERROR})
+RUNNING: frozenset[JobStatus] = frozenset({JobStatus.CRAWLING, JobStatus.PARSING, JobStatus.SAVING})
+ACTIVE: frozenset[JobStatus] = frozenset(set(JobStatus) - TERMINAL)
+
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.CRAWLING, JobStatus.ERROR}),
+    JobStatus.CRAWLING: frozenset({JobStatus.PARSING, JobStatus.QUEUED, JobStatus.ERROR}),
+    JobStatus.PARSING: frozenset({JobStatus.SAVING, JobStatus.QUEUED, JobStatus.ERROR}),
+    JobStatus.SAVING: frozenset({JobStatus.DONE, JobStatus.QUEUED, JobStatus.ERROR}),
+    JobStatus.DONE: frozenset(),
+    JobStatus.ERROR: frozenset(),
+}
+
+
+_ACTIVE_SQL = "status IN ('queued', 'crawling', 'parsing', 'saving')"
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """Every status from which `target` may be reached."""
+    return frozenset(s for s, targets in ALLOWED.items() if target in targets)
+
+
+class IngestionJob(Base):
+    __tablename__ = "ingestion_jobs"
+    __table_args__ = (
+        Index("ix_ingestion_jobs_status_id", "status", "id"),
+        # At most one active job per fiction URL: the door's dedupe holds under races too.
+        Index(
+            "uq_ingestion_jobs_active_source_url",
+            "source_url",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL),
+            sqlite_where=text(_ACTIVE_SQL),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_url: Mapped[str] = mapped_column(String(2048))
+    site: Mapped[str] = mapped_column(String(32))
+    site_novel_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[JobStatus] = mapped_column(String(16), default=JobStatus.QUEUED)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    chapters_found: Mapped[int] = mapped_column(Integer, default=0)
+    chapters_fetched: Mapped[int] = mapped_column(Integer, default=0)
+    chapters_saved: Mapped[int] = mapped_column(Integer, default=0)
+    novel_id: Mapped[int | None] = mapped_column(ForeignKey("novels.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobEvent(Base):
+    """One accepted status move: the job's history, in order."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("ingestion_jobs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def transition(
+    session: Session,
+    job_id: int,
+    target: JobStatus,
+    *,
+    owner: str | None = None,
+    expected: Collection[JobStatus] | None = None,
+    message: str | None = None,
+    **values: Any,
+) -> bool:
+    """Move a job to `target` if the table allows it from its current status.
+
+    `owner` restricts the move to the run that owns the job; `expected` narrows the
+    allowed source statuses. Returns whether the move happened; a refused move changes
+    nothing. The caller commits.
+    """
+    sources = sources_of(target)
+    if expected is not None:
+        sources = sources & frozenset(expected)
+    if not sources:
+        return False
+    now = utcnow()
+    stmt = (
+        update(IngestionJob)
+        .where(IngestionJob.id == job_id, IngestionJob.status.in_([s.value for s in sources]))
+        .values(status=target.value, updated_at=now, **values, **_stamps(target, now, message))
+        .execution_options(synchronize_session=False)
+    )
+    if owner is not None:
+        stmt = stmt.where(IngestionJob.run_id == owner)
+    if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.execute(insert(JobEvent).values(job_id=job_id, status=target.value, message=message, at=now))
+    return True
+
+
+def _stamps(target: JobStatus, now: datetime, message: str | None) -> dict[str, Any]:
+    if target is JobStatus.CRAWLING:
+        return {"started_at": now, "attempts": IngestionJob.attempts + 1}
+    if target is JobStatus.QUEUED:
+        return {"run_id": None, "last_error": message}
+    if target is JobStatus.ERROR:
+        return {"finished_at": now, "error_message": message, "last_error": message}
+    if target is JobStatus.DONE:
+        return {"finished_at": now}
+    return {}
+
+
+def claim(session: Session, job_id: int) -> str | None:
+    """Start a run: QUEUED -> CRAWLING with a fresh run id; None when the job is not QUEUED."""
+    run_id = str(uuid.uuid4())
+    if transition(session, job_id, JobStatus.CRAWLING, run_id=run_id):
+        return run_id
+    return None
+
+
+def record_progress(session: Session, job_id: int, *, run_id: str, **counts: int) -> None:
+    """Update progress counters of a running job (not a status: no event is logged)."""
+    session.execute(
+        update(IngestionJob)
+        .where(IngestionJob.id == job_id, IngestionJob.run_id == run_id)
+        .where(IngestionJob.status.in_([s.value for s in RUNNING]))
+        .values(updated_at=utcnow(), **counts)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,125 @@
+"""Bring every job row and its RQ job back into agreement.
+
+One pass:
+1. a running row (CRAWLING/PARSING/SAVING) whose RQ job is gone, ended, or held by a
+   worker that stopped sending heartbeats goes back to QUEUED (or ERROR once its attempts
+   are spent) -- after `stuck_grace` seconds without any update, so a run that is just
+   finishing is left alone;
+2. every QUEUED row with no live RQ job is pushed (this is also `cli.py process-queue`).
+Run it in a loop (`cli.py reconcile --loop`, one per deployment); each pass is safe to
+run concurrently with the API, the workers and another pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select
+
+import ingestion_queue
+from config import Settings
+from db import session_scope
+from ingestion import abandon
+from ingestion_queue import RunState
+from models import RUNNING, IngestionJob, JobStatus
+from models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushReport:
+    found: int = 0  # QUEUED rows seen
+    pushed: int = 0  # pushed onto the queue now
+    already: int = 0  # had a live RQ job already
+
+
+@dataclass
+class ReconcileReport:
+    recovered: list[int] = field(default_factory=list)  # running rows sent back to QUEUED
+    failed: list[int] = field(default_factory=list)  # running rows ended as ERROR
+    push: PushReport = field(default_factory=PushReport)
+
+
+def queued_batches(batch: int) -> Iterator[list[int]]:
+    """Ids of QUEUED rows, in batches, by keyset pagination (rows may change meanwhile)."""
+    last = 0
+    while True:
+        with session_scope() as session:
+            stmt = (
+                select(IngestionJob.id)
+                .where(IngestionJob.status == JobStatus.QUEUED.value, IngestionJob.id > last)
+                .order_by(IngestionJob.id)
+                .limit(batch)
+            )
+            ids = list(session.execute(stmt).scalars())
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def push_queued(
+    settings: Settings, *, on_batch: Callable[[int, int], None] | None = None
+) -> PushReport:
+    """Enqueue every QUEUED row that has no live RQ job (each exactly once)."""
+    report = PushReport()
+    for ids in queued_batches(settings.process_queue_batch):
+        pushed = ingestion_queue.enqueue_many(ids, settings=settings)
+        report.found += len(ids)
+        report.pushed += len(pushed)
+        report.already += len(ids) - len(pushed)
+        if on_batch is not None:
+            on_batch(len(ids), len(pushed))
+    return report
+
+
+def stale_running(settings: Settings) -> list[int]:
+    cutoff = utcnow() - timedelta(seconds=settings.stuck_grace)
+    with session_scope() as session:
+        stmt = select(IngestionJob.id).where(
+            IngestionJob.status.in_([s.value for s in RUNNING]), IngestionJob.updated_at < cutoff
+        )
+        return list(session.execute(stmt).scalars())
+
+
+def recover_running(settings: Settings, report: ReconcileReport) -> None:
+    for job_id in stale_running(settings):
+        state = ingestion_queue.run_state(job_id)
+        if state is RunState.LIVE:
+            continue
+        outcome = abandon(job_id, reason=f"its worker was lost (RQ job {state.value})")
+        if outcome is JobStatus.QUEUED:
+            report.recovered.append(job_id)
+        elif outcome is JobStatus.ERROR:
+            report.failed.append(job_id)
+
+
+def reconcile(settings: Settings) -> ReconcileReport:
+    report = ReconcileReport()
+    recover_running(settings, report)
+    report.push = push_queued(settings)
+    if report.recovered or report.failed or report.push.pushed:
+        log.info(
+            "reconcile: recovered %s, failed %s, pushed %s queued rows",
+            report.recovered,
+            report.failed,
+            report.push.pushed,
+        )
+    return report
+
+
+def run_forever(settings: Settings, *, passes: int | None = None) -> None:
+    """Reconcile every `reconcile_interval` seconds; outages are logged, never fatal."""
+    done = 0
+    while passes is None or done < passes:
+        try:
+            reconcile(settings)
+        except Exception:  # Redis or the database is down: try again next pass
+            log.exception("reconcile pass failed; retrying in %s s", settings.reconcile_interval)
+        done += 1
+        time.sleep(settings.reconcile_interval)

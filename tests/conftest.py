@@ -1,0 +1,123 @@
+"""Test set-up: real PostgreSQL and Redis, a local fixture site, real worker processes.
+
+The environment is set before any project module reads its settings; worker processes
+started by tests inherit it. PostgreSQL gets a database of its own for the run; Redis a
+db index of its own, flushed around each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from tests.fixture_site.server import FixtureSite
+from tests.utils import services
+
+RUN_DB = f"novel_ingest_test_{os.getpid()}"
+
+os.environ.update(
+    {
+        "REDIS_URL": services.REDIS_URL,
+        "CRAWLER_DOWNLOAD_DELAY": "0",
+        "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "16",
+        "CRAWLER_DOWNLOAD_TIMEOUT": "3",
+        "CRAWLER_RETRY_TIMES": "1",
+        "CRAWLER_RETRY_BACKOFF": "0.1",
+        "JOB_RETRY_BACKOFF": "1",
+        "JOB_TIMEOUT": "120",
+        "WORKER_HEARTBEAT": "1",
+        "STUCK_GRACE": "3",
+        "RECONCILE_INTERVAL": "1",
+        "LOG_LEVEL": "INFO",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def fixture_site() -> Iterator[FixtureSite]:
+    with FixtureSite() as site:
+        os.environ["CRAWLER_SITE_ALIASES"] = f"{site.host}=royalroad"
+        services.clear_settings_caches()
+        yield site
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    url = services.create_pg_database(RUN_DB)
+    yield url
+    services.clear_settings_caches()
+    services.drop_pg_database(RUN_DB)
+
+
+@pytest.fixture(scope="session")
+def _pg_schema(pg_url: str) -> str:
+    os.environ["DATABASE_URL"] = pg_url
+    services.clear_settings_caches()
+    services.migrate()
+    return pg_url
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[Redis]:
+    connection = Redis.from_url(services.REDIS_URL)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def pg_db(_pg_schema: str, fixture_site: FixtureSite, redis_conn: Redis) -> Iterator[str]:
+    """A clean PostgreSQL schema and Redis db, with the settings pointing at them."""
+    os.environ["DATABASE_URL"] = _pg_schema
+    services.clear_settings_caches()
+    services.truncate_all()
+    fixture_site.reset()
+    yield _pg_schema
+
+
+@pytest.fixture
+def sqlite_db(
+    tmp_path: Path, fixture_site: FixtureSite, redis_conn: Redis, _pg_schema: str
+) -> Iterator[str]:
+    """A fresh SQLite file with the schema, for the duration of one test."""
+    url = f"sqlite:///{tmp_path / 'novels.db'}"
+    os.environ["DATABASE_URL"] = url
+    services.clear_settings_caches()
+    services.migrate()
+    fixture_site.reset()
+    yield url
+    os.environ["DATABASE_URL"] = _pg_schema
+    services.clear_settings_caches()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[services.WorkerProcess]]:
+    """Started workers are appended here and stopped (then killed) at the end of the test."""
+    started: list[services.WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop(timeout=15)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, workers: list[services.WorkerProcess]):  # noqa: ANN201
+    def start(*args: str, env: dict[str, str] | None = None) -> services.WorkerProcess:
+        worker = services.WorkerProcess(*args, log_dir=tmp_path, env=env)
+        workers.append(worker)
+        return worker
+
+    return start
+
+
+@pytest.fixture
+def api(pg_db: str):  # noqa: ANN201
+    from fastapi.testclient import TestClient
+
+    from main import create_app
+
+    with TestClient(create_app()) as client:
+        yield client

@@ -1,0 +1,108 @@
+"""The state machine: every (from, to) pair of the table, on a real database."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import select
+
+from db import session_scope
+from models import IngestionJob, JobEvent, JobStatus
+from models.ingestion_job import ALLOWED, TERMINAL, claim, record_progress, transition
+
+pytestmark = pytest.mark.usefixtures("pg_db")
+
+
+def _job_in(status: JobStatus, *, run_id: str | None = "run-1") -> int:
+    with session_scope() as session:
+        job = IngestionJob(
+            source_url=f"https://www.royalroad.com/fiction/{status.value}",
+            site="royalroad",
+            site_novel_id="1",
+            status=status.value,
+            run_id=run_id,
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def _status(job_id: int) -> str:
+    with session_scope() as session:
+        return session.execute(select(IngestionJob.status).where(IngestionJob.id == job_id)).one()[0]
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(JobStatus, JobStatus)))
+def test_every_pair_of_the_table(source: JobStatus, target: JobStatus) -> None:
+    job_id = _job_in(source)
+    with session_scope() as session:
+        moved = transition(session, job_id, target, message="why")
+    assert moved is (target in ALLOWED[source])
+    assert _status(job_id) == (target.value if moved else source.value)
+    with session_scope() as session:
+        events = session.execute(select(JobEvent).where(JobEvent.job_id == job_id)).scalars()
+        assert [e.status for e in events] == ([target.value] if moved else [])
+
+
+def test_terminal_states_allow_nothing() -> None:
+    assert all(not ALLOWED[s] for s in TERMINAL)
+    assert all(JobStatus.ERROR in ALLOWED[s] for s in set(JobStatus) - TERMINAL)
+
+
+def test_claim_takes_a_queued_job_once() -> None:
+    job_id = _job_in(JobStatus.QUEUED, run_id=None)
+    with session_scope() as session:
+        first = claim(session, job_id)
+    with session_scope() as session:
+        second = claim(session, job_id)
+    assert first is not None and second is None
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        assert (job.status, job.attempts, job.run_id) == ("crawling", 1, first)
+        assert job.started_at is not None
+
+
+def test_a_run_that_lost_its_job_cannot_move_it() -> None:
+    job_id = _job_in(JobStatus.CRAWLING, run_id="owner")
+    with session_scope() as session:
+        assert not transition(session, job_id, JobStatus.PARSING, owner="someone-else")
+        assert transition(session, job_id, JobStatus.PARSING, owner="owner")
+
+
+def test_error_keeps_message_and_finish_time() -> None:
+    job_id = _job_in(JobStatus.SAVING)
+    with session_scope() as session:
+        assert transition(session, job_id, JobStatus.ERROR, message="boom")
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        assert (job.error_message, job.last_error) == ("boom", "boom")
+        assert job.finished_at is not None
+
+
+def test_retry_returns_to_queued_and_frees_the_run() -> None:
+    job_id = _job_in(JobStatus.CRAWLING, run_id="r")
+    with session_scope() as session:
+        assert transition(session, job_id, JobStatus.QUEUED, owner="r", message="HTTP 503")
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        assert (job.status, job.run_id, job.last_error, job.error_message) == (
+            "queued",
+            None,
+            "HTTP 503",
+            None,
+        )
+
+
+def test_progress_is_written_only_by_the_owning_run() -> None:
+    job_id = _job_in(JobStatus.CRAWLING, run_id="r")
+    with session_scope() as session:
+        record_progress(session, job_id, run_id="other", chapters_found=9)
+        record_progress(session, job_id, run_id="r", chapters_fetched=4)
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        assert (job.chapters_found, job.chapters_fetched) == (0, 4)
