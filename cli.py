@@ -53,8 +53,7 @@ def process_queue() -> None:
             settings, on_batch=lambda seen, _pushed: bar.advance(task, seen)
         )
     console.print(
-        f"{report.found} queued jobs: {report.pushed} pushed, "
-        f"{report.already} already on the queue"
+        f"{report.found} queued jobs: {report.pushed} pushed, {report.already} already on the queue"
     )
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from enum import StrEnum
-from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -20,7 +21,8 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job, JobStatus as RQStatus
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
 from rq.timeouts import JobTimeoutException
 
 from config import Settings, get_settings
@@ -163,10 +165,8 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> None:
     except NoSuchJobError:
         return
     if job.get_status() == RQStatus.STARTED:
-        try:
+        with suppress(InvalidJobOperation):  # it ended meanwhile
             send_stop_job_command(queue.connection, job.id)
-        except InvalidJobOperation:
-            pass
     else:
         job.cancel()
 

@@ -28,9 +28,7 @@ def main() -> None:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run(
-        "main:app", host=settings.api_host, port=settings.api_port, log_level="info"
-    )
+    uvicorn.run("main:app", host=settings.api_host, port=settings.api_port, log_level="info")
 
 
 if __name__ == "__main__":

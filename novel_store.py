@@ -63,9 +63,7 @@ def save_chapters(session: Session, novel_id: int, chapters: Sequence[ChapterRec
         stmt = _insert(session, Chapter).values(rows)
         updated = {k: stmt.excluded[k] for k in rows[0] if k not in ("created_at", "novel_id")}
         session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["novel_id", "site_chapter_id"], set_=updated
-            )
+            stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
         )
     _drop_unlisted(session, novel_id, {c.site_chapter_id for c in chapters})
     return len(chapters)

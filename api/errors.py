@@ -39,9 +39,7 @@ async def _validation(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 async def _bad_url(request: Request, exc: Exception) -> JSONResponse:
-    return _json(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), supported_sites=supported_sites()
-    )
+    return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), supported_sites=supported_sites())
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

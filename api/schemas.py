@@ -13,7 +13,9 @@ T = TypeVar("T")
 
 
 class IngestRequest(BaseModel):
-    url: str = Field(min_length=1, max_length=2048, examples=["https://www.royalroad.com/fiction/12345"])
+    url: str = Field(
+        min_length=1, max_length=2048, examples=["https://www.royalroad.com/fiction/12345"]
+    )
 
 
 class IngestAccepted(BaseModel):

@@ -17,7 +17,7 @@ TIMEOUTS = (TimeoutError, TCPTimedOutError)
 
 
 def classify(failure: Failure, url: str) -> IngestFailure:
-    error = failure.value
+    error: BaseException = failure.value or RuntimeError(failure.getErrorMessage())
     if isinstance(error, HttpError):
         return _http_failure(error, url)
     if isinstance(error, TIMEOUTS):

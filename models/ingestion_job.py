@@ -90,7 +90,9 @@ class JobEvent(Base):
     __tablename__ = "job_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("ingestion_jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("ingestion_jobs.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -128,7 +130,9 @@ def transition(
         stmt = stmt.where(IngestionJob.run_id == owner)
     if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
         return False
-    session.execute(insert(JobEvent).values(job_id=job_id, status=target.value, message=message, at=now))
+    session.execute(
+        insert(JobEvent).values(job_id=job_id, status=target.value, message=message, at=now)
+    )
     return True
 
 

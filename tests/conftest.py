@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-
 from tests.fixture_site.server import FixtureSite
+
 from tests.utils import services
 
 RUN_DB = f"novel_ingest_test_{os.getpid()}"
@@ -37,12 +37,21 @@ os.environ.update(
 )
 
 
+DEAD_PORT = services.free_port()  # nothing listens here: a site that is down
+
+
 @pytest.fixture(scope="session")
 def fixture_site() -> Iterator[FixtureSite]:
     with FixtureSite() as site:
-        os.environ["CRAWLER_SITE_ALIASES"] = f"{site.host}=royalroad"
+        aliases = f"{site.host}=royalroad,127.0.0.1:{DEAD_PORT}=royalroad"
+        os.environ["CRAWLER_SITE_ALIASES"] = aliases
         services.clear_settings_caches()
         yield site
+
+
+@pytest.fixture
+def dead_site_url(fixture_site: FixtureSite) -> str:
+    return f"http://127.0.0.1:{DEAD_PORT}/fiction/1001/down"
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +113,7 @@ def workers(tmp_path: Path) -> Iterator[list[services.WorkerProcess]]:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path, workers: list[services.WorkerProcess]):  # noqa: ANN201
+def start_worker(tmp_path: Path, workers: list[services.WorkerProcess]):
     def start(*args: str, env: dict[str, str] | None = None) -> services.WorkerProcess:
         worker = services.WorkerProcess(*args, log_dir=tmp_path, env=env)
         workers.append(worker)
@@ -114,7 +123,7 @@ def start_worker(tmp_path: Path, workers: list[services.WorkerProcess]):  # noqa
 
 
 @pytest.fixture
-def api(pg_db: str):  # noqa: ANN201
+def api(pg_db: str):
     from fastapi.testclient import TestClient
 
     from main import create_app

@@ -22,7 +22,9 @@ router = APIRouter(tags=["ingest"])
         503: {"model": ErrorBody, "description": "database unavailable"},
     },
 )
-def ingest(body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response):  # noqa: ANN201
+def ingest(
+    body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response
+) -> IngestAccepted:
     submission = jobs.submit(session, body.url, settings=settings)
     if not submission.created:
         response.status_code = status.HTTP_200_OK

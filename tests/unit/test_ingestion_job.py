@@ -30,7 +30,9 @@ def _job_in(status: JobStatus, *, run_id: str | None = "run-1") -> int:
 
 def _status(job_id: int) -> str:
     with session_scope() as session:
-        return session.execute(select(IngestionJob.status).where(IngestionJob.id == job_id)).one()[0]
+        return session.execute(select(IngestionJob.status).where(IngestionJob.id == job_id)).one()[
+            0
+        ]
 
 
 @pytest.mark.parametrize(("source", "target"), list(itertools.product(JobStatus, JobStatus)))

@@ -1,0 +1,147 @@
+"""The API against real PostgreSQL and Redis (no worker: jobs stay queued)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+from sqlalchemy import func, select
+from tests.fixture_site.server import FixtureSite
+
+from db import session_scope
+from models import IngestionJob
+
+
+def _rows() -> int:
+    with session_scope() as session:
+        return session.execute(select(func.count(IngestionJob.id))).scalar_one()
+
+
+def test_ingest_creates_a_queued_job_and_pushes_it(api: TestClient, redis_conn: Redis) -> None:
+    response = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/12345/a-b"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["message"] == "Ingestion job created and queued"
+    job = api.get(f"/jobs/{body['job_id']}").json()
+    assert job["source_url"] == "https://www.royalroad.com/fiction/12345"
+    assert job["site"] == "royalroad"
+    assert job["progress"] == {"chapters_found": 0, "chapters_fetched": 0, "chapters_saved": 0}
+    assert [e["status"] for e in job["history"]] == ["queued"]
+    queued = [j.decode() for j in redis_conn.lrange("rq:queue:ingestion", 0, -1)]
+    assert queued == [f"ingestion-{body['job_id']}"]
+
+
+def test_same_fiction_twice_returns_the_active_job(api: TestClient, redis_conn: Redis) -> None:
+    first = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/77/x"})
+    again = api.post("/ingest", json={"url": "https://royalroad.com/fiction/77?utm=1"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["job_id"] == again.json()["job_id"]
+    assert _rows() == 1
+    assert redis_conn.llen("rq:queue:ingestion") == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        ('{"url": ', "not valid JSON"),
+        ("{}", "url: Field required"),
+        ('{"url": 42}', "url: Input should be a valid string"),
+        ('{"url": ""}', "url"),
+        ('{"url": "ftp://www.royalroad.com/fiction/1"}', "is not an http(s) URL"),
+        ('{"url": "not a url"}', "is not an http(s) URL"),
+        ('{"url": "https://example.com/fiction/1"}', "example.com is not a supported site"),
+        ('{"url": "https://www.royalroad.com/profile/9"}', "royalroad.com/profile/9"),
+    ],
+)
+def test_bad_requests_get_422_with_a_reason_and_create_nothing(
+    api: TestClient, payload: str, needle: str
+) -> None:
+    response = api.post("/ingest", content=payload, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert needle in response.json()["detail"]
+    assert _rows() == 0
+
+
+def test_unsupported_site_lists_the_supported_ones(api: TestClient) -> None:
+    response = api.post("/ingest", json={"url": "https://www.wattpad.com/story/1"})
+    assert response.status_code == 422
+    assert "Royal Road" in response.json()["supported_sites"]
+    assert "Royal Road" in response.json()["detail"]
+
+
+def test_unknown_job_novel_and_chapter_are_404(api: TestClient) -> None:
+    for path in ("/jobs/999", "/novels/999", "/novels/999/chapters", "/novels/999/chapters/1"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert "not found" in response.json()["detail"]
+
+
+def test_jobs_list_filters_by_status_and_paginates(api: TestClient) -> None:
+    ids = [
+        api.post("/ingest", json={"url": f"https://www.royalroad.com/fiction/{n}"}).json()["job_id"]
+        for n in range(1, 6)
+    ]
+    page = api.get("/jobs", params={"limit": 2, "offset": 1, "status": "queued"}).json()
+    assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
+    assert [j["id"] for j in page["items"]] == sorted(ids, reverse=True)[1:3]
+    assert api.get("/jobs", params={"status": "done"}).json()["total"] == 0
+    assert api.get("/jobs", params={"status": "bogus"}).status_code == 422
+
+
+def test_cancel_a_queued_job(api: TestClient, redis_conn: Redis) -> None:
+    job_id = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/5"}).json()[
+        "job_id"
+    ]
+    response = api.post(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "error"
+    assert response.json()["error_message"] == "cancelled by user"
+    assert redis_conn.llen("rq:queue:ingestion") == 0
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
+
+
+def test_health_reports_both_services(api: TestClient) -> None:
+    body = api.get("/health").json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] and body["redis"]["ok"]
+    assert body["database"]["latency_ms"] >= 0
+
+
+def test_redis_down_still_accepts_and_keeps_the_row(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config import get_settings
+
+    monkeypatch.setattr(get_settings(), "redis_url", "redis://127.0.0.1:1/0")
+    response = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/8"})
+    assert response.status_code == 202
+    assert "when the queue is reachable" in response.json()["message"]
+    assert api.get(f"/jobs/{response.json()['job_id']}").json()["status"] == "queued"
+    health = api.get("/health")
+    assert health.status_code == 503 and not health.json()["redis"]["ok"]
+
+
+def test_database_down_is_a_503_with_json(
+    pg_db: str, fixture_site: FixtureSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.utils import services
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    services.clear_settings_caches()
+    from main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        response = client.post("/ingest", json={"url": "https://www.royalroad.com/fiction/8"})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "database unavailable, try again shortly"}
+        assert client.get("/jobs/1").status_code == 503
+        assert client.get("/health").json()["database"]["ok"] is False
+    monkeypatch.undo()
+    services.clear_settings_caches()
+
+
+def test_openapi_docs_are_served(api: TestClient) -> None:
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/ingest", "/jobs/{job_id}", "/novels/{novel_id}/chapters/{position}"} <= set(paths)

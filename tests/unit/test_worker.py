@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.utils.services import ROOT
+
+
+def test_worker_preloads_scrapy_without_installing_a_reactor() -> None:
+    probe = (
+        "import sys, worker; "
+        "assert 'scrapy.core.engine' in sys.modules; "
+        "assert 'scrapy.downloadermiddlewares.retry' in sys.modules; "
+        "assert 'twisted.internet.reactor' not in sys.modules; "
+        "print(worker.preload())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout.strip()) > 30
