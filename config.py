@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    fault_injection: str = Field(
+        default="",
+        description="tests only: 'kill-after-commit' kills the API between commit and enqueue",
+    )
 
     @field_validator("crawler_site_aliases")
     @classmethod

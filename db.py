@@ -15,7 +15,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from config import get_settings
 
@@ -69,3 +76,14 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# Database outages (a restart, a failover) are ridden out by a worker's writes: each write
+# is one transaction, retried with backoff for up to a minute, then the error propagates.
+OUTAGE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
+riding_outages = retry(
+    retry=retry_if_exception_type(OUTAGE_ERRORS),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    stop=stop_after_delay(60),
+    reraise=True,
+)

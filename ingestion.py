@@ -17,7 +17,7 @@ from crawler.crawl import crawl
 from crawler.items import ChapterRecord, FictionRef, NovelRecord
 from crawler.sites.base import SiteAdapter
 from crawler.spiders.fiction import CrawlResult
-from db import session_scope
+from db import OUTAGE_ERRORS, riding_outages, session_scope
 from errors import (
     IngestError,
     IngestFailure,
@@ -42,10 +42,15 @@ class Outcome:
     retry_in: float | None = None  # seconds until the queue should run it again
 
 
-def run_ingestion(job_id: int, *, settings: Settings) -> Outcome:
+@riding_outages
+def _claim(job_id: int) -> tuple[str | None, IngestionJob | None]:
     with session_scope() as session:
         run_id = claim(session, job_id)
-        job = session.get(IngestionJob, job_id) if run_id else None
+        return run_id, session.get(IngestionJob, job_id) if run_id else None
+
+
+def run_ingestion(job_id: int, *, settings: Settings) -> Outcome:
+    run_id, job = _claim(job_id)
     if run_id is None or job is None:
         log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
         return Outcome(status=None)
@@ -98,6 +103,7 @@ class Run:
             raise RetryableFailure(f"crawl of {ref.url} ended without the fiction page")
         return result
 
+    @riding_outages
     def _save(self, novel: NovelRecord, chapters: list[ChapterRecord]) -> None:
         with session_scope() as session:
             novel_id = save_novel(session, novel)
@@ -113,6 +119,7 @@ class Run:
             ):
                 raise RunLost  # rolls the writes back with the refused move
 
+    @riding_outages
     def move(self, target: JobStatus, *, message: str | None = None) -> None:
         with session_scope() as session:
             if not transition(session, self.job_id, target, owner=self.run_id, message=message):
@@ -133,6 +140,7 @@ class Run:
         wanted = max(backoff, failure.retry_after or 0.0)
         return min(wanted, self.settings.job_retry_backoff_max)
 
+    @riding_outages
     def _settle(self, target: JobStatus, message: str) -> bool:
         log.warning("job %s -> %s: %s", self.job_id, target.value, message)
         with session_scope() as session:
@@ -177,11 +185,15 @@ class ProgressListener:
     def flush(self) -> None:
         if not self.counts:
             return
-        with session_scope() as session:
-            record_progress(session, self.job_id, run_id=self.run_id, **self.counts)
+        try:
+            with session_scope() as session:
+                record_progress(session, self.job_id, run_id=self.run_id, **self.counts)
+        except OUTAGE_ERRORS:  # progress is advisory: never stall the crawl for it
+            log.warning("job %s: progress not written (database unavailable)", self.job_id)
         self.written_at = time.monotonic()
 
 
+@riding_outages
 def abandon(job_id: int, *, reason: str, final: bool = False) -> JobStatus | None:
     """Settle a job whose run died outside its own control (killed, lost, timed out).
 

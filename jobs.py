@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select
@@ -44,7 +46,14 @@ def submit(session: Session, url: str, *, settings: Settings) -> Submission:
         if raced is None:
             raise
         return Submission(job=raced, created=False, enqueued=True)
+    _inject_fault(settings)
     return Submission(job=job, created=True, enqueued=_try_enqueue(job.id, settings))
+
+
+def _inject_fault(settings: Settings) -> None:
+    # The chaos tests' way to die at the worst moment: row committed, not yet enqueued.
+    if settings.fault_injection == "kill-after-commit":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _try_enqueue(job_id: int, settings: Settings) -> bool:

@@ -13,7 +13,10 @@ import argparse
 import importlib
 import logging
 import sys
+import time
+import uuid
 
+from redis.exceptions import RedisError
 from scrapy.settings import default_settings
 from scrapy.utils.misc import load_object
 
@@ -23,6 +26,7 @@ from config import get_settings
 from ingestion_queue import IngestionWorker, get_queue, redis_connection
 
 __all__ = ["IngestionWorker", "main", "preload"]
+log = logging.getLogger("worker")
 
 _COMPONENT_SETTINGS = (
     "DOWNLOADER_MIDDLEWARES_BASE",
@@ -75,14 +79,36 @@ preload()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one ingestion worker.")
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
-    parser.add_argument("--name", help="worker name (unique per host)")
+    parser.add_argument(
+        "--name", help="worker name prefix; a random suffix keeps restarts from clashing"
+    )
     parser.add_argument("--no-scheduler", action="store_true", help="do not run RQ's scheduler")
     parser.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    pause = 1.0
+    while True:
+        try:
+            worker = _work(args)
+        except RedisError as error:  # Redis is down: wait for it, as RQ does while idle
+            log.warning("Redis unavailable (%s); retrying in %.0f s", error, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
+            continue
+        if args.burst or args.max_jobs or worker._stop_requested:
+            return 0
+        log.warning("worker loop ended without a stop request; starting again")
+        time.sleep(1.0)
+
+
+def _work(args: argparse.Namespace) -> IngestionWorker:
+    settings = get_settings()
+    # RQ refuses a name whose previous owner died without deregistering (SIGKILL, OOM)
+    # until its key expires; a fresh suffix per start lets a supervisor restart it at once.
+    name = f"{args.name}.{uuid.uuid4().hex[:6]}" if args.name else None
     worker = IngestionWorker(
-        [get_queue(settings)], connection=redis_connection(settings), name=args.name
+        [get_queue(settings)], connection=redis_connection(settings), name=name
     )
     worker.work(
         burst=args.burst,
@@ -90,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         logging_level=settings.log_level,
         max_jobs=args.max_jobs,
     )
-    return 0
+    return worker
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""End to end: one 160-chapter fiction through the real API process and a real worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tests.fixture_site.server import FixtureSite
+
+from tests.utils import services
+
+BIG_FICTION = 1003
+BENCH_DB = "novel_ingest_bench"
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, Any] = json.load(response)
+        return result
+
+
+class Environment:
+    """PostgreSQL database, Redis db, fixture site, API process and one worker."""
+
+    def __enter__(self) -> Environment:
+        self.site = FixtureSite().start()
+        self.log_dir = Path("data/bench")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.update(
+            {
+                "DATABASE_URL": services.create_pg_database(BENCH_DB),
+                "REDIS_URL": services.REDIS_URL,
+                "CRAWLER_SITE_ALIASES": f"{self.site.host}=royalroad",
+                "CRAWLER_DOWNLOAD_DELAY": "0",  # politeness set aside, as in the goal
+                "CRAWLER_CONCURRENT_REQUESTS": "32",
+                "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "32",
+                "API_PORT": str(services.free_port()),
+                "LOG_LEVEL": "WARNING",
+            }
+        )
+        services.clear_settings_caches()
+        services.migrate()
+        self.api_url = f"http://127.0.0.1:{os.environ['API_PORT']}"
+        self.api = subprocess.Popen(
+            [sys.executable, "main.py"],
+            cwd=services.ROOT,
+            stdout=(self.log_dir / "api.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self.worker = services.WorkerProcess(log_dir=self.log_dir)
+        services.wait_for(self._api_up, timeout=30)
+        return self
+
+    def _api_up(self) -> bool:
+        try:
+            http("GET", f"{self.api_url}/health")
+        except OSError:
+            return False
+        return True
+
+    def reset(self) -> None:
+        from redis import Redis
+
+        services.truncate_all()
+        Redis.from_url(services.REDIS_URL).delete("rq:queue:ingestion")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.worker.stop()
+        self.api.terminate()
+        self.api.wait(10)
+        self.site.stop()
+        services.clear_settings_caches()
+        services.drop_pg_database(BENCH_DB)
+
+
+def ingest_once(env: Environment, fiction_id: int) -> float:
+    from tests.fixture_site import content
+
+    fiction = content.fiction(fiction_id)
+    assert fiction is not None
+    started = time.perf_counter()
+    accepted = http(
+        "POST", f"{env.api_url}/ingest", {"url": env.site.url(f"/fiction/{fiction_id}")}
+    )
+    while True:
+        job = http("GET", f"{env.api_url}/jobs/{accepted['job_id']}")
+        if job["status"] in ("done", "error"):
+            break
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    assert job["status"] == "done", job
+    assert job["progress"]["chapters_saved"] == len(fiction.chapters)
+    return elapsed
+
+
+def sequential_baseline(env: Environment, fiction_id: int) -> float:
+    """Fetch and parse the same pages one at a time, as a sequential crawler does."""
+    from crawler.sites.royalroad import ADAPTER
+
+    started = time.perf_counter()
+    url = env.site.url(f"/fiction/{fiction_id}")
+    with urllib.request.urlopen(url, timeout=30) as response:
+        novel = ADAPTER.parse_fiction(response.read().decode(), response.url)
+    for ref in novel.chapters:
+        with urllib.request.urlopen(ref.url, timeout=30) as response:
+            ADAPTER.parse_chapter(response.read().decode(), ref)
+    return time.perf_counter() - started
+
+
+def run(env: Environment, *, rounds: int) -> dict[str, float]:
+    ours, baseline = [], []
+    for _ in range(rounds):
+        env.reset()
+        ours.append(ingest_once(env, BIG_FICTION))
+        baseline.append(sequential_baseline(env, BIG_FICTION))
+    result = {
+        "ours_s": min(ours),
+        "ours_median_s": statistics.median(ours),
+        "sequential_baseline_s": min(baseline),
+        "speedup_vs_sequential": min(baseline) / min(ours),
+    }
+    print(
+        "end to end, 160 chapters (API -> RQ -> Scrapy -> PostgreSQL):"
+        f" best {result['ours_s']:.2f} s,"
+        f" median {result['ours_median_s']:.2f} s; sequential fetch+parse baseline"
+        f" {result['sequential_baseline_s']:.2f} s; ratio baseline/ours"
+        f" {result['speedup_vs_sequential']:.2f}x"
+    )
+    return result
