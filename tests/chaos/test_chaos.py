@@ -1,0 +1,189 @@
+"""Kill things for real and check that every job still ends, with its data written once.
+
+Each test prints its figures and asserts: zero lost (non-terminal at the end), zero
+duplicated rows, and the expected number of DONE jobs with exact chapter counts.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from db import session_scope
+from models import Chapter, IngestionJob, Novel
+from tests.chaos.conftest import Chaos
+from tests.fixture_site import content
+from tests.utils import chaos as tools
+from tests.utils.jobs import counts, wait_rows_terminal
+from tests.utils.services import ROOT, free_port, wait_for
+
+pytestmark = pytest.mark.chaos
+
+
+def _submit(env: Chaos, fiction_ids: list[int]) -> list[int]:
+    ids = []
+    for fiction_id in fiction_ids:
+        response = env.api.post("/ingest", json={"url": env.site.url(f"/fiction/{fiction_id}")})
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["job_id"])
+    return ids
+
+
+def _verdict(env: Chaos, job_ids: list[int], fiction_ids: list[int], started: float) -> dict:
+    statuses = wait_rows_terminal(job_ids, timeout=180)
+    tally = Counter(statuses.values())
+    novels, chapters, duplicated = counts()
+    figures = {
+        "submitted": len(job_ids),
+        "done": tally["done"],
+        "error": tally["error"],
+        "lost": sum(n for s, n in tally.items() if s not in ("done", "error")),
+        "duplicated_chapter_rows": duplicated,
+        "novels": novels,
+        "chapters": chapters,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(f"\nchaos figures: {figures}")
+    assert figures["lost"] == 0, env.supervisor.logs()
+    assert duplicated == 0
+    assert tally["done"] == len(job_ids), _errors(job_ids)
+    _assert_exact_chapters(fiction_ids)
+    return figures
+
+
+def _errors(job_ids: list[int]) -> list[str]:
+    with session_scope() as session:
+        stmt = select(IngestionJob.error_message).where(
+            IngestionJob.id.in_(job_ids), IngestionJob.status == "error"
+        )
+        return list(session.execute(stmt).scalars())
+
+
+def _assert_exact_chapters(fiction_ids: list[int]) -> None:
+    with session_scope() as session:
+        stmt = (
+            select(Novel.site_novel_id, func.count(Chapter.id))
+            .join(Chapter, Chapter.novel_id == Novel.id)
+            .group_by(Novel.site_novel_id)
+        )
+        stored = dict(session.execute(stmt).all())
+    expected = {str(f): len(content.fiction(f).chapters) for f in set(fiction_ids)}
+    assert stored == expected
+
+
+def test_random_sigkills_of_horses_and_workers_lose_nothing(chaos: Chaos) -> None:
+    chaos.site.delay = 0.02
+    fiction_ids = [5000 + n for n in range(200)]
+    started = time.monotonic()
+    job_ids = _submit(chaos, fiction_ids)
+    kills = Counter()
+    rng = random.Random(7)
+    while time.monotonic() - started < 120:
+        time.sleep(2)
+        horses, workers = chaos.supervisor.horse_pids(), chaos.supervisor.worker_pids()
+        target, kind = (
+            (rng.choice(horses), "horse")
+            if horses and rng.random() < 0.6
+            else ((rng.choice(workers), "worker") if workers else (None, "none"))
+        )
+        if target is not None and tools.kill(target):
+            kills[kind] += 1
+        if all(s in ("done", "error") for s in wait_rows_terminal(job_ids, timeout=0).values()):
+            break
+    print(f"\nkilled: {dict(kills)}")
+    figures = _verdict(chaos, job_ids, fiction_ids, started)
+    assert kills["horse"] + kills["worker"] >= 3, figures  # the storm really happened
+
+
+def test_redis_outage_mid_run_loses_nothing(chaos: Chaos) -> None:
+    chaos.site.delay = 0.05
+    first = [5200 + n for n in range(30)]
+    started = time.monotonic()
+    job_ids = _submit(chaos, first)
+    time.sleep(1.5)
+    chaos.redis.stop()
+    outage = time.monotonic()
+    during = [5230 + n for n in range(20)]
+    for fiction_id in during:  # ingests keep arriving while Redis is down
+        response = chaos.api.post("/ingest", json={"url": chaos.site.url(f"/fiction/{fiction_id}")})
+        assert response.status_code == 202
+        assert "when the queue is reachable" in response.json()["message"]
+        job_ids.append(response.json()["job_id"])
+        time.sleep(1.0)
+    chaos.redis.start()
+    print(f"\nRedis down for {time.monotonic() - outage:.1f} s")
+    _verdict(chaos, job_ids, first + during, started)
+
+
+def test_postgresql_restart_mid_run_loses_nothing(chaos: Chaos) -> None:
+    chaos.site.delay = 0.05
+    fiction_ids = [5300 + n for n in range(40)]
+    started = time.monotonic()
+    job_ids = _submit(chaos, fiction_ids)
+    time.sleep(2)
+    version = sorted(p.name for p in __import__("pathlib").Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+        check=True,
+        timeout=120,
+    )
+    print(f"\nPostgreSQL restarted {time.monotonic() - started:.1f} s into the run")
+    _verdict(chaos, job_ids, fiction_ids, started)
+
+
+def test_api_killed_between_commit_and_enqueue_still_completes(chaos: Chaos) -> None:
+    port = free_port()
+    env = {"FAULT_INJECTION": "kill-after-commit", "API_PORT": str(port)}
+    api = subprocess.Popen(
+        [sys.executable, "main.py"], cwd=ROOT, env={**__import__("os").environ, **env}
+    )
+    import httpx
+
+    assert wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout=30)
+    started = time.monotonic()
+    with pytest.raises(httpx.TransportError):  # the API dies mid-request
+        httpx.post(f"http://127.0.0.1:{port}/ingest", json={"url": chaos.site.url("/fiction/1002")})
+    assert api.wait(10) == -9
+    with session_scope() as session:
+        [job_id] = session.execute(select(IngestionJob.id)).scalars().all()
+    _verdict(chaos, [job_id], [1002], started)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code in (200, 503)
+    except httpx.TransportError:
+        return False
+
+
+def test_warm_stop_of_workers_lets_running_jobs_finish(chaos: Chaos) -> None:
+    chaos.site.delay = 0.6  # each job takes a few seconds
+    fiction_ids = [1002, 5400, 5401]
+    started = time.monotonic()
+    job_ids = _submit(chaos, fiction_ids)
+    assert wait_for(lambda: _running(job_ids) == 3, timeout=30)
+    out = chaos.supervisor.ctl("stop", "worker:*")  # SIGTERM to each worker, as the units do
+    print(f"\nsupervisorctl stop: {out.strip()}")
+    with session_scope() as session:
+        attempts = session.execute(
+            select(IngestionJob.attempts).where(IngestionJob.id.in_(job_ids))
+        ).scalars()
+        assert list(attempts) == [1, 1, 1]  # finished by the run that had them, not retried
+    _verdict(chaos, job_ids, fiction_ids, started)
+    assert chaos.supervisor.worker_pids() == []
+
+
+def _running(job_ids: list[int]) -> int:
+    with session_scope() as session:
+        stmt = select(func.count(IngestionJob.id)).where(
+            IngestionJob.id.in_(job_ids), IngestionJob.status == "crawling"
+        )
+        return session.execute(stmt).scalar_one()

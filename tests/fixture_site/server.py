@@ -1,0 +1,220 @@
+"""A threaded HTTP server for the fixture site, on 127.0.0.1 (port 0 by default).
+
+Fictions 1001-1003 and 5000-5999 behave; 2001-2009 misbehave (see `MISBEHAVIOUR`).
+Tests can slow every page (`delay`) or make the next requests fail (`fail_next`).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from tests.fixture_site import content, pages
+
+FICTION = re.compile(r"^/fiction/(?P<id>\d+)(?:/(?P<slug>[^/]+))?/?$")
+CHAPTER = re.compile(r"^/fiction/(?P<id>\d+)/[^/]+/chapter/(?P<cid>\d+)(?:/[^/]*)?$")
+MISBEHAVIOUR = {
+    2001: "fiction page is a maintenance page (no fiction markup)",
+    2002: "chapter 3 always answers 503",
+    2003: "each chapter answers 429 with Retry-After: 1 the first time",
+    2004: "fiction page: connection reset",
+    2005: "chapter 2 truncated (Content-Length larger than the body)",
+    2006: "fiction page of ~20 MB",
+    2007: "redirect loop",
+    2008: "fiction page answers after 5 s",
+    2009: "chapter pages have no chapter body",
+}
+
+
+@dataclass
+class _Failure:
+    prefix: str
+    remaining: int
+    status: int
+    retry_after: str | None
+
+
+class FixtureSite:
+    def __init__(self, port: int = 0) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server.daemon_threads = True
+        self._server.site = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._hits: Counter[str] = Counter()
+        self._failures: list[_Failure] = []
+        self._seen_429: set[str] = set()
+        self.delay = 0.0
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> FixtureSite:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FixtureSite:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def hits(self, path_prefix: str = "") -> int:
+        with self._lock:
+            return sum(n for path, n in self._hits.items() if path.startswith(path_prefix))
+
+    def reset(self) -> None:
+        """Back to normal service: no delay, no pending failures, counters at zero."""
+        with self._lock:
+            self._hits.clear()
+            self._failures.clear()
+            self._seen_429.clear()
+        self.delay = 0.0
+
+    def fail_next(
+        self, path_prefix: str, count: int, status: int = 503, retry_after: float | None = None
+    ) -> None:
+        after = None if retry_after is None else str(int(retry_after))
+        with self._lock:
+            self._failures.append(_Failure(path_prefix, count, status, after))
+
+    def _record(self, path: str) -> _Failure | None:
+        with self._lock:
+            self._hits[path] += 1
+            for failure in self._failures:
+                if path.startswith(failure.prefix) and failure.remaining > 0:
+                    failure.remaining -= 1
+                    return failure
+        return None
+
+    def _first_time(self, path: str) -> bool:
+        with self._lock:
+            fresh = path not in self._seen_429
+            self._seen_429.add(path)
+            return fresh
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ThreadingHTTPServer
+
+    @property
+    def site(self) -> FixtureSite:
+        return self.server.site  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: no access log on stderr."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        failure = self.site._record(path)
+        if self.site.delay:
+            time.sleep(self.site.delay)
+        if failure is not None:
+            self._send(failure.status, pages.not_found_page(), retry_after=failure.retry_after)
+        elif path == "/robots.txt":
+            self._send(200, "User-agent: *\nAllow: /\n", content_type="text/plain")
+        elif match := CHAPTER.match(path):
+            self._chapter(int(match["id"]), int(match["cid"]), path)
+        elif match := FICTION.match(path):
+            self._fiction(int(match["id"]), match["slug"], path)
+        else:
+            self._send(404, pages.not_found_page())
+
+    def _fiction(self, fiction_id: int, slug: str | None, path: str) -> None:
+        fiction = content.fiction(fiction_id)
+        if fiction is None:
+            return self._send(404, pages.not_found_page())
+        if fiction_id == 2007:
+            return self._redirect(f"/fiction/2007/{'b' if slug == 'a' else 'a'}")
+        if slug != fiction.slug:
+            return self._redirect(f"/fiction/{fiction_id}/{fiction.slug}")
+        if fiction_id == 2001:
+            return self._send(200, pages.maintenance_page())
+        if fiction_id == 2004:
+            return self._reset()
+        if fiction_id == 2008:
+            time.sleep(5)
+        html = pages.fiction_page(fiction)
+        if fiction_id == 2006:
+            html = html.replace("</body>", "<!--" + "x" * 20_000_000 + "--></body>")
+        self._send(200, html)
+
+    def _chapter(self, fiction_id: int, chapter_id: int, path: str) -> None:
+        fiction, chapter = content.fiction(fiction_id), content.chapter(fiction_id, chapter_id)
+        if fiction is None or chapter is None:
+            return self._send(404, pages.not_found_page())
+        if fiction_id == 2002 and chapter.position == 3:
+            return self._send(503, "<h1>Service Unavailable</h1>")
+        if fiction_id == 2003 and self.site._first_time(path):
+            return self._send(429, "<h1>Too Many Requests</h1>", retry_after="1")
+        html = pages.chapter_page(fiction, chapter, with_body=fiction_id != 2009)
+        if fiction_id == 2005 and chapter.position == 2:
+            return self._truncated(html)
+        self._send(200, html)
+
+    def _send(
+        self,
+        status: int,
+        body: str,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        retry_after: str | None = None,
+    ) -> None:
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(301)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: close() sends RST, the client sees "connection reset by peer"
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _truncated(self, html: str) -> None:
+        data = html.encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data) + 5000))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
