@@ -21,6 +21,7 @@ from scrapy.settings import default_settings
 from scrapy.utils.misc import load_object
 
 import crawler.crawl
+from crawler.settings import DISABLED_HANDLERS
 import ingestion
 from config import get_settings
 from ingestion_queue import IngestionWorker, get_queue, redis_connection
@@ -57,14 +58,24 @@ _MODULES = (
 )
 
 
+def _component_paths(table: dict[str, object]) -> list[str]:
+    """Import paths in a Scrapy *_BASE table: its keys (components) or values (handlers)."""
+    return [
+        candidate
+        for key, value in table.items()
+        if key not in DISABLED_HANDLERS
+        for candidate in (key, value)
+        if isinstance(candidate, str) and "." in candidate
+    ]
+
+
 def preload() -> int:
     """Import every module a crawl needs; returns how many were loaded."""
     loaded = 0
     for name in _COMPONENT_SETTINGS:
-        for path in getattr(default_settings, name):
-            if getattr(default_settings, name)[path] is not None:
-                load_object(path)
-                loaded += 1
+        for path in _component_paths(getattr(default_settings, name)):
+            load_object(path)
+            loaded += 1
     for module in _MODULES:
         importlib.import_module(module)
         loaded += 1

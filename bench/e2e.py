@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Any
 
 from tests.fixture_site.server import FixtureSite
-
 from tests.utils import services
 
 BIG_FICTION = 1003

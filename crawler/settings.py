@@ -7,6 +7,8 @@ from typing import Any
 from config import Settings
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+# Only http(s) is crawled; the FTP handler would also install a reactor when imported.
+DISABLED_HANDLERS = ("ftp", "s3")
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
 
@@ -32,6 +34,7 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
         },
+        "DOWNLOAD_HANDLERS": dict.fromkeys(DISABLED_HANDLERS),
         "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
         "TELNETCONSOLE_ENABLED": False,
         "LOGSTATS_INTERVAL": 0,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from tests.fixture_site.server import FixtureSite
 
+from tests.fixture_site.server import FixtureSite
 from tests.utils import services
 
 RUN_DB = f"novel_ingest_test_{os.getpid()}"

@@ -24,7 +24,7 @@ CHAPTER_ID = re.compile(r"/chapter/(?P<id>\d+)")
 STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
 WINDOW_ARRAY = r"window\.{name}\s*=\s*(\[.*?\])\s*;"
-WORD = re.compile(r"\w+(?:['’-]\w+)*")
+WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 NOTES_SEPARATOR = "\n<hr/>\n"
 
 

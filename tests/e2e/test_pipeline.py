@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.fixture_site.server import FixtureSite
 
 from db import session_scope
 from models import Chapter, Novel
 from tests.fixture_site import content
+from tests.fixture_site.server import FixtureSite
 from tests.utils.jobs import counts, history, submit, wait_job
 
 FULL_RUN = ["queued", "crawling", "parsing", "saving", "done"]

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import func, select
-from tests.fixture_site.server import FixtureSite
 
 from db import session_scope
 from models import IngestionJob
+from tests.fixture_site.server import FixtureSite
 
 
 def _rows() -> int:

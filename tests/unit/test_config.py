@@ -20,7 +20,8 @@ def test_malformed_aliases_are_refused_at_start(raw: str) -> None:
 
 
 def test_defaults_run_without_any_server_but_redis() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.database_url.startswith("sqlite:///")
-    assert settings.queue_name == "ingestion"
-    assert settings.job_timeout == 3600
+    defaults = {name: field.default for name, field in Settings.model_fields.items()}
+    assert defaults["database_url"].startswith("sqlite:///")
+    assert defaults["redis_url"] == "redis://127.0.0.1:6379/0"
+    assert defaults["queue_name"] == "ingestion"
+    assert defaults["job_timeout"] == 3600
