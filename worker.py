@@ -21,9 +21,9 @@ from scrapy.settings import default_settings
 from scrapy.utils.misc import load_object
 
 import crawler.crawl
-from crawler.settings import DISABLED_HANDLERS
 import ingestion
 from config import get_settings
+from crawler.settings import DISABLED_HANDLERS
 from ingestion_queue import IngestionWorker, get_queue, redis_connection
 
 __all__ = ["IngestionWorker", "main", "preload"]
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(pause)
             pause = min(pause * 2, 30.0)
             continue
-        if args.burst or args.max_jobs or worker._stop_requested:
+        if args.burst or args.max_jobs or worker._shutdown_requested_date is not None:
             return 0
         log.warning("worker loop ended without a stop request; starting again")
         time.sleep(1.0)

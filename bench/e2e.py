@@ -40,6 +40,7 @@ class Environment:
             {
                 "DATABASE_URL": services.create_pg_database(BENCH_DB),
                 "REDIS_URL": services.REDIS_URL,
+                "QUEUE_NAME": services.QUEUE_NAME,
                 "CRAWLER_SITE_ALIASES": f"{self.site.host}=royalroad",
                 "CRAWLER_DOWNLOAD_DELAY": "0",  # politeness set aside, as in the goal
                 "CRAWLER_CONCURRENT_REQUESTS": "32",
@@ -72,7 +73,7 @@ class Environment:
         from redis import Redis
 
         services.truncate_all()
-        Redis.from_url(services.REDIS_URL).delete("rq:queue:ingestion")
+        Redis.from_url(services.REDIS_URL).delete(services.QUEUE_KEY)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -7,6 +7,7 @@ installs a reactor; the horse installs the asyncio reactor, crawls, and exits.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from scrapy.crawler import CrawlerRunner
@@ -38,6 +39,9 @@ def crawl(
     Past `timeout` seconds the crawl is stopped and the result says it timed out.
     """
     reactor = _fresh_reactor()
+    logging.getLogger("scrapy").setLevel(
+        settings.log_level if settings.log_level == "DEBUG" else "WARNING"
+    )
     result = CrawlResult()
     runner = CrawlerRunner(scrapy_settings(settings))
     done = runner.crawl(FictionSpider, ref=ref, adapter=adapter, result=result, listener=listener)

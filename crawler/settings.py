@@ -30,6 +30,9 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "RETRY_BACKOFF_BASE": settings.crawler_retry_backoff,
         "RETRY_BACKOFF_MAX": settings.job_retry_backoff_max,
         "REDIRECT_MAX_TIMES": 10,
+        # The spider never asks for a page twice; a dupe filter would only hide redirect
+        # loops (a -> b -> a is dropped silently instead of failing the request).
+        "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,

@@ -22,6 +22,7 @@ RUN_DB = f"novel_ingest_test_{os.getpid()}"
 os.environ.update(
     {
         "REDIS_URL": services.REDIS_URL,
+        "QUEUE_NAME": services.QUEUE_NAME,
         "CRAWLER_DOWNLOAD_DELAY": "0",
         "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "16",
         "CRAWLER_DOWNLOAD_TIMEOUT": "3",

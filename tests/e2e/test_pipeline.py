@@ -27,7 +27,7 @@ def _fiction_url(site: FixtureSite, fiction_id: int) -> str:
 def _check_novel_against_fixture(novel: Novel, fiction: Any, site: FixtureSite) -> None:
     assert novel.site == "royalroad"
     assert novel.site_novel_id == str(fiction.fiction_id)
-    assert novel.url == site.url(f"/fiction/{fiction.fiction_id}")
+    assert novel.url == site.url(f"/fiction/{fiction.fiction_id}/{fiction.slug}")
     assert novel.title == fiction.title
     assert novel.author == fiction.author
     assert novel.tags == list(fiction.tags)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from db import session_scope
 from models import IngestionJob
 from tests.fixture_site.server import FixtureSite
+from tests.utils.services import QUEUE_KEY
 
 
 def _rows() -> int:
@@ -28,7 +29,7 @@ def test_ingest_creates_a_queued_job_and_pushes_it(api: TestClient, redis_conn: 
     assert job["site"] == "royalroad"
     assert job["progress"] == {"chapters_found": 0, "chapters_fetched": 0, "chapters_saved": 0}
     assert [e["status"] for e in job["history"]] == ["queued"]
-    queued = [j.decode() for j in redis_conn.lrange("rq:queue:ingestion", 0, -1)]
+    queued = [j.decode() for j in redis_conn.lrange(QUEUE_KEY, 0, -1)]
     assert queued == [f"ingestion-{body['job_id']}"]
 
 
@@ -38,7 +39,7 @@ def test_same_fiction_twice_returns_the_active_job(api: TestClient, redis_conn: 
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json()["job_id"] == again.json()["job_id"]
     assert _rows() == 1
-    assert redis_conn.llen("rq:queue:ingestion") == 1
+    assert redis_conn.llen(QUEUE_KEY) == 1
 
 
 @pytest.mark.parametrize(
@@ -97,7 +98,7 @@ def test_cancel_a_queued_job(api: TestClient, redis_conn: Redis) -> None:
     assert response.status_code == 200
     assert response.json()["status"] == "error"
     assert response.json()["error_message"] == "cancelled by user"
-    assert redis_conn.llen("rq:queue:ingestion") == 0
+    assert redis_conn.llen(QUEUE_KEY) == 0
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
 
 

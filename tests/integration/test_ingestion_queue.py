@@ -12,7 +12,7 @@ from redis import Redis
 import ingestion_queue
 from db import session_scope
 from models import IngestionJob, JobStatus
-from tests.utils.services import ROOT
+from tests.utils.services import QUEUE_KEY, ROOT
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
@@ -35,7 +35,7 @@ def _orphans(count: int, *, status: JobStatus = JobStatus.QUEUED) -> list[int]:
 
 
 def _queued(redis_conn: Redis) -> list[str]:
-    return [j.decode() for j in redis_conn.lrange("rq:queue:ingestion", 0, -1)]
+    return [j.decode() for j in redis_conn.lrange(QUEUE_KEY, 0, -1)]
 
 
 def _process_queue() -> subprocess.CompletedProcess[str]:
@@ -91,7 +91,7 @@ def test_two_process_queue_runs_at_once_push_each_row_once(redis_conn: Redis) ->
 def test_a_spent_rq_job_is_replaced_when_its_row_is_queued_again(redis_conn: Redis) -> None:
     [job_id] = _orphans(1)
     assert ingestion_queue.enqueue(job_id)
-    redis_conn.delete("rq:queue:ingestion")
+    redis_conn.delete(QUEUE_KEY)
     redis_conn.hset(f"rq:job:ingestion-{job_id}", "status", "failed")
     assert ingestion_queue.run_state(job_id) is ingestion_queue.RunState.ENDED
     assert ingestion_queue.enqueue(job_id) is True

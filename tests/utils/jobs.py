@@ -17,6 +17,7 @@ TERMINAL = ("done", "error")
 def submit(api: TestClient, url: str) -> int:
     response = api.post("/ingest", json={"url": url})
     assert response.status_code == 202, response.text
+    assert response.json()["message"] == "Ingestion job created and queued", response.text
     return int(response.json()["job_id"])
 
 

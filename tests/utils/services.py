@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PG_DSN = os.environ.get("TEST_PG_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL_BASE = os.environ.get("TEST_PG_URL_BASE", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# A queue of this test run's own: workers left over from another run never take its jobs.
+QUEUE_NAME = f"ingestion-test-{os.getpid()}"
+QUEUE_KEY = f"rq:queue:{QUEUE_NAME}"
 
 
 def free_port() -> int:
