@@ -31,7 +31,7 @@ NOTES_SEPARATOR = "\n<hr/>\n"
 class RoyalRoadAdapter:
     name = "royalroad"
     display_name = "Royal Road"
-    hosts = ("www.royalroad.com", "royalroad.com")
+    hosts: tuple[str, ...] = ("www.royalroad.com", "royalroad.com")
     example_url = "https://www.royalroad.com/fiction/12345/some-fiction"
 
     def fiction_ref(self, url: str, *, base: str) -> FictionRef:
@@ -113,7 +113,7 @@ def _author(page: Selector) -> str | None:
     return link or (meta.strip() if meta else None) or _json_ld(page).get("author_name")
 
 
-def _json_ld(page: Selector) -> dict[str, str]:
+def _json_ld(page: Selector) -> dict[str, str | None]:
     for raw in page.css('script[type="application/ld+json"]::text').getall():
         try:
             data = json.loads(raw)
