@@ -41,10 +41,16 @@ class _Failure:
     retry_after: str | None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up mid-request (killed horses) are expected here."""
+
+
 class FixtureSite:
     def __init__(self, port: int = 0) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", port), _Handler)
         self._server.site = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -1,0 +1,104 @@
+"""Sites that misbehave: retried when a retry can help, ERROR with a clear message when not."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.fixture_site.server import FixtureSite
+from tests.utils.jobs import counts, submit, wait_job
+
+
+def _url(site: FixtureSite, fiction_id: int) -> str:
+    return site.url(f"/fiction/{fiction_id}")
+
+
+def test_429_with_retry_after_is_waited_out(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    start_worker()
+    started = time.monotonic()
+    job = wait_job(api, submit(api, _url(fixture_site, 2003)), timeout=60)
+    assert job["status"] == "done", job
+    assert job["attempts"] == 1  # the page retries, honouring Retry-After: 1, were enough
+    assert time.monotonic() - started >= 1.0
+    assert fixture_site.hits("/fiction/2003/") == 1 + 2 * 4  # every chapter twice
+
+
+def test_a_flaky_fiction_page_is_retried_by_the_job_with_backoff(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    start_worker()
+    # more 503s than the page retries absorb (1 retry): the first run fails, the second wins
+    fixture_site.fail_next("/fiction/2002/", count=2, status=503)
+    fixture_site.fail_next("/fiction/1002/", count=2, status=503)
+    job = wait_job(api, submit(api, _url(fixture_site, 1002)), timeout=60)
+    assert job["status"] == "done", job
+    assert job["attempts"] == 2
+    assert "HTTP 503" in job["last_error"] and "retrying in 1 s" in job["last_error"]
+    statuses = [e["status"] for e in job["history"]]
+    assert statuses == ["queued", "crawling", "queued", "crawling", "parsing", "saving", "done"]
+    assert counts()[1] == 5
+
+
+@pytest.mark.parametrize(
+    ("fiction_id", "needle"),
+    [
+        (2002, "site answered HTTP 503"),
+        (2004, "could not fetch"),
+        (2005, "could not fetch"),
+    ],
+)
+def test_errors_that_persist_end_after_the_attempts(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any, fiction_id: int, needle: str
+) -> None:
+    worker = start_worker()
+    job = wait_job(api, submit(api, _url(fixture_site, fiction_id)), timeout=90)
+    assert job["status"] == "error", worker.log()
+    assert job["error_message"].startswith("gave up after 3 attempts: ")
+    assert needle in job["error_message"]
+    assert job["attempts"] == 3
+    assert counts() == (0, 0, 0)  # nothing half-written
+
+
+def test_a_huge_page_is_refused(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker()
+    job = wait_job(api, submit(api, _url(fixture_site, 2006)), timeout=60)
+    assert job["status"] == "error", worker.log()
+    assert "too large" in job["error_message"]
+    assert job["attempts"] == 1
+
+
+def test_a_job_past_its_timeout_ends_in_error(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    start_worker(env={"JOB_TIMEOUT": "2"})
+    job = wait_job(api, submit(api, _url(fixture_site, 2008)), timeout=60)
+    assert job["status"] == "error"
+    assert job["error_message"] == "timed out after 2 s"
+
+
+def test_cancel_a_running_job(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    start_worker()
+    fixture_site.delay = 0.5
+    job_id = submit(api, _url(fixture_site, 1001))
+    deadline = time.monotonic() + 30
+    while api.get(f"/jobs/{job_id}").json()["status"] != "crawling":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    cancelled = api.post(f"/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["error_message"] == "cancelled by user"
+    hits = fixture_site.hits("/fiction/1001/")
+    time.sleep(2)
+    assert fixture_site.hits("/fiction/1001/") <= hits + 16  # the horse was stopped
+    job = api.get(f"/jobs/{job_id}").json()
+    assert (job["status"], job["error_message"]) == ("error", "cancelled by user")
+    assert counts() == (0, 0, 0)
