@@ -22,7 +22,6 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------
     api_host: str = "0.0.0.0"
     api_port: int = 8000
-    api_page_size_max: int = 200
 
     # --- queue ---------------------------------------------------------------------------
     queue_name: str = "ingestion"
