@@ -24,6 +24,7 @@ import crawler.crawl
 import ingestion
 from config import get_settings
 from crawler.settings import DISABLED_HANDLERS
+from db import OUTAGE_ERRORS, session_scope
 from ingestion_queue import IngestionWorker, get_queue, redis_connection
 
 __all__ = ["IngestionWorker", "main", "preload"]
@@ -87,6 +88,18 @@ def preload() -> int:
 preload()
 
 
+def warm_database() -> None:
+    """Connect once and run a job's statements on no row, then roll back.
+
+    The engine (dialect initialized, statements compiled) survives the fork; only its pool
+    is dropped in the horse (db.py), so a job starts with a fresh connection and nothing
+    left to initialize or compile.
+    """
+    with session_scope() as session:
+        ingestion.warm_up(session)
+        session.rollback()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one ingestion worker.")
     parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
@@ -98,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        warm_database()
+    except OUTAGE_ERRORS as error:  # not fatal: jobs connect (and retry) on their own
+        log.warning("database not reachable at start (%s)", error)
     pause = 1.0
     while True:
         try:

@@ -43,6 +43,9 @@ class _Failure:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a crawler opening 16+ connections at once
+    # would see SYNs dropped and retried after 1 s, 3 s, ... Real servers accept them.
+    request_queue_size = 1024
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients that hang up mid-request (killed horses) are expected here."""
@@ -128,6 +131,9 @@ class FixtureSite:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, a keep-alive client waits for
+    # a delayed ACK (~40 ms) per response. Real servers do not stall like that.
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     @property
