@@ -9,6 +9,13 @@ from config import Settings
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 # Only http(s) is crawled; the FTP handler would also install a reactor when imported.
 DISABLED_HANDLERS = ("ftp", "s3")
+UNUSED_EXTENSIONS = (
+    "scrapy.extensions.telnet.TelnetConsole",
+    "scrapy.extensions.feedexport.FeedExporter",
+    "scrapy.extensions.memusage.MemoryUsage",
+    "scrapy.extensions.spiderstate.SpiderState",
+    "scrapy.extensions.logstats.LogStats",
+)
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
 
 
@@ -38,7 +45,8 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "crawler.middlewares.BackoffRetryMiddleware": 550,
         },
         "DOWNLOAD_HANDLERS": dict.fromkeys(DISABLED_HANDLERS),
-        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
+        # Extensions a one-fiction crawl has no use for; each costs start-up time per job.
+        "EXTENSIONS": dict.fromkeys(UNUSED_EXTENSIONS),
         "TELNETCONSOLE_ENABLED": False,
         "LOGSTATS_INTERVAL": 0,
         "LOG_LEVEL": "WARNING",
