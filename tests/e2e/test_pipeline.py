@@ -14,6 +14,7 @@ from models import Chapter, Novel
 from tests.fixture_site import content
 from tests.fixture_site.server import FixtureSite
 from tests.utils.jobs import counts, history, submit, wait_job
+from tests.utils.services import ROOT
 
 FULL_RUN = ["queued", "crawling", "parsing", "saving", "done"]
 
@@ -181,3 +182,24 @@ def test_two_workers_many_jobs_no_duplicates(
     again = [submit(api, _fiction_url(fixture_site, i)) for i in ids[:4]]
     assert all(wait_job(api, j, timeout=120)["status"] == "done" for j in again)
     assert counts() == (len(ids), expected, 0)
+
+
+@pytest.mark.parametrize("extra", [[], ["--worker-class", "worker.IngestionWorker"]])
+def test_plain_rq_worker_command_runs_jobs(
+    api: TestClient, fixture_site: FixtureSite, extra: list[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job_id = submit(api, _fiction_url(fixture_site, 1002))
+    rq = str(Path(sys.executable).with_name("rq"))
+    argv = [rq, "worker", os.environ["QUEUE_NAME"], "--burst", "--url", os.environ["REDIS_URL"]]
+    done = subprocess.run(
+        argv + extra, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    job = api.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "done", done.stderr
+    assert counts() == (1, 5, 0)
