@@ -6,12 +6,15 @@ duplicated rows, and the expected number of DONE jobs with exact chapter counts.
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -127,7 +130,7 @@ def test_postgresql_restart_mid_run_loses_nothing(chaos: Chaos) -> None:
     started = time.monotonic()
     job_ids = _submit(chaos, fiction_ids)
     time.sleep(2)
-    version = sorted(p.name for p in __import__("pathlib").Path("/etc/postgresql").iterdir())[-1]
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
         check=True,
@@ -140,10 +143,7 @@ def test_postgresql_restart_mid_run_loses_nothing(chaos: Chaos) -> None:
 def test_api_killed_between_commit_and_enqueue_still_completes(chaos: Chaos) -> None:
     port = free_port()
     env = {"FAULT_INJECTION": "kill-after-commit", "API_PORT": str(port)}
-    api = subprocess.Popen(
-        [sys.executable, "main.py"], cwd=ROOT, env={**__import__("os").environ, **env}
-    )
-    import httpx
+    api = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env={**os.environ, **env})
 
     assert wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), timeout=30)
     started = time.monotonic()
@@ -156,8 +156,6 @@ def test_api_killed_between_commit_and_enqueue_still_completes(chaos: Chaos) -> 
 
 
 def _answers(url: str) -> bool:
-    import httpx
-
     try:
         return httpx.get(url, timeout=1).status_code in (200, 503)
     except httpx.TransportError:

@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 
 import ingestion_queue
-from db import session_scope
-from models import IngestionJob, JobStatus
+from models import JobStatus
+from tests.utils.factories import make_jobs
 from tests.utils.services import QUEUE_KEY, ROOT
 
 pytestmark = pytest.mark.usefixtures("pg_db")
@@ -19,19 +19,7 @@ pytestmark = pytest.mark.usefixtures("pg_db")
 
 def _orphans(count: int, *, status: JobStatus = JobStatus.QUEUED) -> list[int]:
     """Rows committed but never pushed: what a crash between commit and enqueue leaves."""
-    with session_scope() as session:
-        jobs = [
-            IngestionJob(
-                source_url=f"https://www.royalroad.com/fiction/{900 + n}",
-                site="royalroad",
-                site_novel_id=str(900 + n),
-                status=status.value,
-            )
-            for n in range(count)
-        ]
-        session.add_all(jobs)
-        session.flush()
-        return [j.id for j in jobs]
+    return make_jobs(count, status=status)
 
 
 def _queued(redis_conn: Redis) -> list[str]:

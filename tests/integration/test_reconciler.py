@@ -14,24 +14,16 @@ from config import get_settings
 from db import session_scope
 from models import IngestionJob, JobStatus
 from models.base import utcnow
+from tests.utils.factories import make_job
 from tests.utils.services import QUEUE_KEY
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
 
 def _row(status: JobStatus, *, age: float = 60, attempts: int = 1) -> int:
+    run_id = None if status == JobStatus.QUEUED else "dead-run"
+    job_id = make_job(status=status, attempts=attempts, run_id=run_id)
     with session_scope() as session:
-        job = IngestionJob(
-            source_url=f"https://www.royalroad.com/fiction/{status.value}{age}{attempts}",
-            site="royalroad",
-            site_novel_id="1",
-            status=status.value,
-            attempts=attempts,
-            run_id="dead-run" if status != JobStatus.QUEUED else None,
-        )
-        session.add(job)
-        session.flush()
-        job_id = job.id
         session.execute(
             update(IngestionJob)
             .where(IngestionJob.id == job_id)

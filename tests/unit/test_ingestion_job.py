@@ -10,22 +10,13 @@ from sqlalchemy import select
 from db import session_scope
 from models import IngestionJob, JobEvent, JobStatus
 from models.ingestion_job import ALLOWED, TERMINAL, claim, record_progress, transition
+from tests.utils.factories import make_job
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
 
 def _job_in(status: JobStatus, *, run_id: str | None = "run-1") -> int:
-    with session_scope() as session:
-        job = IngestionJob(
-            source_url=f"https://www.royalroad.com/fiction/{status.value}",
-            site="royalroad",
-            site_novel_id="1",
-            status=status.value,
-            run_id=run_id,
-        )
-        session.add(job)
-        session.flush()
-        return job.id
+    return make_job(status=status, run_id=run_id)
 
 
 def _status(job_id: int) -> str:

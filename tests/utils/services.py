@@ -31,29 +31,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def create_pg_database(name: str) -> str:
-    """(Re)create an empty database `name`; return its SQLAlchemy URL."""
+def _admin(*statements: tuple[str, tuple[str, ...]]) -> None:
     connection = psycopg2.connect(PG_DSN)
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        for sql, params in statements:
+            cursor.execute(sql, params)
     connection.close()
-    return f"{PG_URL_BASE}/{name}"
 
 
 def drop_pg_database(name: str) -> None:
-    connection = psycopg2.connect(PG_DSN)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    connection.close()
+    _admin(
+        ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)),
+        (f'DROP DATABASE IF EXISTS "{name}"', ()),
+    )
+
+
+def create_pg_database(name: str) -> str:
+    """(Re)create an empty database `name`; return its SQLAlchemy URL."""
+    drop_pg_database(name)
+    _admin((f'CREATE DATABASE "{name}"', ()))
+    return f"{PG_URL_BASE}/{name}"
 
 
 def clear_settings_caches() -> None:
