@@ -8,6 +8,7 @@ the run's id, so a run that lost its job (cancelled, recovered elsewhere) stops 
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from dataclasses import dataclass, field
 
@@ -97,10 +98,12 @@ class Run:
         self._save(fetched.novel, chapters)
         marks.append(time.monotonic())
         log.info(
-            "job %s done: %s chapters; claim %.0f ms, crawl %.0f ms, parse %.0f ms, save %.0f ms",
+            "job %s done: %s chapters; claim %.0f ms, crawl %.0f ms, parse %.0f ms, save %.0f ms;"
+            " peak RSS %.0f MiB",
             self.job_id,
             len(chapters),
             *((b - a) * 1000 for a, b in zip([self.started, *marks], marks, strict=False)),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )
         return Outcome(status=JobStatus.DONE)
 

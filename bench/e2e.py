@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,7 @@ class Environment:
                 "CRAWLER_CONCURRENT_REQUESTS": "32",
                 "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "32",
                 "API_PORT": str(services.free_port()),
-                "LOG_LEVEL": "WARNING",
+                "LOG_LEVEL": "INFO",  # the worker logs each job's phases and peak RSS
             }
         )
         services.clear_settings_caches()
@@ -120,13 +121,40 @@ def sequential_baseline(env: Environment, fiction_id: int) -> float:
     return time.perf_counter() - started
 
 
+def peak_rss_mib(env: Environment) -> tuple[float, float]:
+    """(work-horse peak RSS of the last job, worker parent RSS now), from the worker."""
+    peaks = re.findall(r"peak RSS (\d+) MiB", env.worker.log())
+    status = Path(f"/proc/{env.worker.pid}/status").read_text()
+    parent = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+    return float(peaks[-1]) if peaks else float("nan"), parent
+
+
+def with_latency(env: Environment, seconds: float) -> dict[str, float]:
+    """The same comparison when every page takes `seconds` to serve, as real sites do."""
+    env.site.delay = seconds
+    try:
+        env.reset()
+        ours = ingest_once(env, BIG_FICTION)
+        baseline = sequential_baseline(env, BIG_FICTION)
+    finally:
+        env.site.delay = 0.0
+    print(
+        f"end to end with {seconds * 1000:.0f} ms per page: ours {ours:.2f} s; sequential"
+        f" fetch+parse baseline {baseline:.2f} s; ratio baseline/ours {baseline / ours:.1f}x"
+    )
+    return {"latency_ours_s": ours, "latency_sequential_s": baseline}
+
+
 def run(env: Environment, *, rounds: int) -> dict[str, float]:
     ours, baseline = [], []
     for _ in range(rounds):
         env.reset()
         ours.append(ingest_once(env, BIG_FICTION))
         baseline.append(sequential_baseline(env, BIG_FICTION))
+    horse, parent = peak_rss_mib(env)
     result = {
+        "horse_peak_rss_mib": horse,
+        "worker_parent_rss_mib": parent,
         "ours_s": min(ours),
         "ours_median_s": statistics.median(ours),
         "sequential_baseline_s": min(baseline),
@@ -139,4 +167,8 @@ def run(env: Environment, *, rounds: int) -> dict[str, float]:
         f" {result['sequential_baseline_s']:.2f} s; ratio baseline/ours"
         f" {result['speedup_vs_sequential']:.2f}x"
     )
-    return result
+    print(
+        f"memory: work-horse peak RSS for the 160-chapter job {horse:.0f} MiB; the preloaded"
+        f" worker parent it forks from {parent:.0f} MiB; ratio {horse / parent:.2f}"
+    )
+    return {**result, **with_latency(env, 0.02)}
