@@ -52,7 +52,10 @@ def _claim(job_id: int) -> tuple[str | None, IngestionJob | None]:
         return run_id, session.get(IngestionJob, job_id) if run_id else None
 
 
-def run_ingestion(job_id: int, *, settings: Settings) -> Outcome:
+def run_ingestion(
+    job_id: int, *, settings: Settings, fatal: tuple[type[BaseException], ...] = ()
+) -> Outcome:
+    """Run one job. Exceptions of the `fatal` types (the queue's own timeout) propagate."""
     started = time.monotonic()
     run_id, job = _claim(job_id)
     if run_id is None or job is None:
@@ -66,6 +69,8 @@ def run_ingestion(job_id: int, *, settings: Settings) -> Outcome:
         return Outcome(status=None)
     except IngestFailure as failure:
         return run.fail(failure)
+    except fatal:
+        raise
     except Exception as error:  # a bug or an outage: retry, and keep the trace in the log
         log.exception("job %s: unexpected error", job_id)
         return run.fail(RetryableFailure(f"internal error: {type(error).__name__}: {error}"))

@@ -177,7 +177,7 @@ def perform(job_id: int) -> Retry | str:
 
     settings = get_settings()
     try:
-        outcome = run_ingestion(job_id, settings=settings)
+        outcome = run_ingestion(job_id, settings=settings, fatal=(JobTimeoutException,))
     except JobTimeoutException:
         abandon(job_id, reason=f"timed out after {settings.job_timeout} s", final=True)
         return "error"
