@@ -153,7 +153,8 @@ class Run:
             if self._settle(JobStatus.QUEUED, message):
                 return Outcome(status=JobStatus.QUEUED, retry_in=delay)
             return Outcome(status=None)
-        message = _final_message(failure, self.attempts)
+        final = isinstance(failure, PermanentFailure)
+        message = _final_message(str(failure), self.attempts, final=final)
         return Outcome(status=JobStatus.ERROR if self._settle(JobStatus.ERROR, message) else None)
 
     def retry_delay(self, failure: RetryableFailure) -> float:
@@ -168,10 +169,9 @@ class Run:
             return transition(session, self.job_id, target, owner=self.run_id, message=message)
 
 
-def _final_message(failure: IngestFailure, attempts: int) -> str:
-    if isinstance(failure, PermanentFailure):
-        return str(failure)
-    return f"gave up after {attempts} attempts: {failure}"
+def _final_message(reason: str, attempts: int, *, final: bool) -> str:
+    """What an ERROR row says: the reason, and for retryable ones how often it was tried."""
+    return reason if final else f"gave up after {attempts} attempts: {reason}"
 
 
 def parse_chapters(
@@ -229,13 +229,11 @@ def abandon(job_id: int, *, reason: str, final: bool = False) -> JobStatus | Non
             return None
         retry = not final and job.attempts < settings.job_max_attempts
         target = JobStatus.QUEUED if retry else JobStatus.ERROR
-        message = f"{reason}; retrying" if retry else _gave_up(reason, job.attempts, final)
+        message = (
+            f"{reason}; retrying" if retry else _final_message(reason, job.attempts, final=final)
+        )
         moved = transition(session, job_id, target, expected=RUNNING, message=message)
     return target if moved else None
-
-
-def _gave_up(reason: str, attempts: int, final: bool) -> str:
-    return reason if final else f"gave up after {attempts} attempts: {reason}"
 
 
 def warm_up(session: Session) -> None:
