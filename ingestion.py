@@ -191,7 +191,7 @@ class ProgressListener:
 
     def __init__(self, *, job_id: int, run_id: str, interval: float = 0.25) -> None:
         self.job_id, self.run_id, self.interval = job_id, run_id, interval
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}  # not yet written
         self.written_at = 0.0
 
     def chapters_found(self, count: int) -> None:
@@ -209,6 +209,7 @@ class ProgressListener:
         try:
             with session_scope() as session:
                 record_progress(session, self.job_id, run_id=self.run_id, **self.counts)
+            self.counts.clear()
         except OUTAGE_ERRORS:  # progress is advisory: never stall the crawl for it
             log.warning("job %s: progress not written (database unavailable)", self.job_id)
         self.written_at = time.monotonic()
