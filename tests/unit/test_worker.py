@@ -18,3 +18,13 @@ def test_worker_preloads_scrapy_without_installing_a_reactor() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert int(out.stdout.strip()) > 30
+
+
+def test_worker_parent_heap_is_frozen_before_any_fork() -> None:
+    # Objects in the permanent generation are never traversed by a horse's collections,
+    # so their pages stay shared with the parent.
+    probe = "import gc, worker; print(gc.get_freeze_count())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert int(out.stdout.strip()) > 50_000
