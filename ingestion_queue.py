@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "novel-ingest"
 CRASH_RETRY_INTERVALS = [1, 2, 4]  # a killed horse: RQ runs the job again after these waits
 HARD_TIMEOUT_MARGIN = 120  # RQ's own kill comes this long after the job's soft timeout
+REDIS_RECONNECT_MAX = 5.0  # seconds between reconnects at most, while Redis is down
 LIVE = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
 
 
@@ -192,6 +193,10 @@ class IngestionWorker(Worker):
     RQ then retries the RQ job (CRASH_RETRY); the row goes back to QUEUED so the retry can
     claim it, or to ERROR once the retries are spent.
     """
+
+    # RQ backs off up to 60 s between reconnects while Redis is down; a queue that is back
+    # should be served within seconds, and a reconnect attempt costs next to nothing.
+    max_connection_wait_time = REDIS_RECONNECT_MAX
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", get_settings().worker_heartbeat)

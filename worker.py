@@ -26,7 +26,12 @@ import ingestion
 from config import get_settings
 from crawler.settings import DISABLED_HANDLERS
 from db import OUTAGE_ERRORS, session_scope
-from ingestion_queue import IngestionWorker, get_queue, redis_connection
+from ingestion_queue import (
+    REDIS_RECONNECT_MAX,
+    IngestionWorker,
+    get_queue,
+    redis_connection,
+)
 
 __all__ = ["IngestionWorker", "main", "preload"]
 log = logging.getLogger("worker")
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         except RedisError as error:  # Redis is down: wait for it, as RQ does while idle
             log.warning("Redis unavailable (%s); retrying in %.0f s", error, pause)
             time.sleep(pause)
-            pause = min(pause * 2, 30.0)
+            pause = min(pause * 2, REDIS_RECONNECT_MAX)
             continue
         if args.burst or args.max_jobs or worker._shutdown_requested_date is not None:
             return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +31,16 @@ class Chaos:
     api: TestClient
     site: FixtureSite
     tmp: Path
+    report: Callable[[str], None]
 
 
 @pytest.fixture
 def chaos(
-    pg_db: str, fixture_site: FixtureSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_db: str,
+    fixture_site: FixtureSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    figures: Callable[[str], None],
 ) -> Iterator[Chaos]:
     redis = RedisServer(tmp_path).start()
     for key, value in {**CHAOS_ENV, "REDIS_URL": redis.url}.items():
@@ -46,7 +51,7 @@ def chaos(
 
     try:
         with TestClient(create_app()) as api:
-            yield Chaos(redis, supervisor, api, fixture_site, tmp_path)
+            yield Chaos(redis, supervisor, api, fixture_site, tmp_path, figures)
     finally:
         supervisor.stop()
         redis.stop()

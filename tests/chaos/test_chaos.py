@@ -1,6 +1,8 @@
 """Kill things for real and check that every job still ends, with its data written once.
 
-Each test prints its figures and asserts: zero lost (non-terminal at the end), zero
+Each test reports its figures (printed in the "figures" section at the end of the run:
+jobs submitted / done / error / lost / duplicated rows, seconds from the end of the fault
+until every job had ended) and asserts: zero lost (non-terminal at the end), zero
 duplicated rows, and the expected number of DONE jobs with exact chapter counts.
 """
 
@@ -38,8 +40,21 @@ def _submit(env: Chaos, fiction_ids: list[int]) -> list[int]:
     return ids
 
 
-def _verdict(env: Chaos, job_ids: list[int], fiction_ids: list[int], started: float) -> dict:
+def _verdict(
+    env: Chaos,
+    job_ids: list[int],
+    fiction_ids: list[int],
+    started: float,
+    *,
+    fault_over: float | None = None,
+    fault: str = "",
+) -> dict:
+    """Wait for every job to end; report and check the figures.
+
+    `fault_over` is when the fault ended (the last kill, Redis back, PostgreSQL up).
+    """
     statuses = wait_rows_terminal(job_ids, timeout=180)
+    ended = time.monotonic()
     tally = Counter(statuses.values())
     novels, chapters, duplicated = counts()
     figures = {
@@ -50,9 +65,10 @@ def _verdict(env: Chaos, job_ids: list[int], fiction_ids: list[int], started: fl
         "duplicated_chapter_rows": duplicated,
         "novels": novels,
         "chapters": chapters,
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": round(ended - started, 1),
+        "recovered_s": round(ended - (fault_over or started), 1),
     }
-    print(f"\nchaos figures: {figures}")
+    env.report(f"{fault}; {figures}" if fault else str(figures))
     assert figures["lost"] == 0, env.supervisor.logs()
     assert duplicated == 0
     assert tally["done"] == len(job_ids), _errors(job_ids)
@@ -81,27 +97,41 @@ def _assert_exact_chapters(fiction_ids: list[int]) -> None:
 
 
 def test_random_sigkills_of_horses_and_workers_lose_nothing(chaos: Chaos) -> None:
-    chaos.site.delay = 0.02
+    chaos.site.delay = 0.05  # a job takes ~0.5 s: horses are there to be killed
     fiction_ids = [5000 + n for n in range(200)]
     started = time.monotonic()
     job_ids = _submit(chaos, fiction_ids)
-    kills = Counter()
+    kills: Counter[str] = Counter()
+    last_kill = started
     rng = random.Random(7)
-    while time.monotonic() - started < 120:
-        time.sleep(2)
-        horses, workers = chaos.supervisor.horse_pids(), chaos.supervisor.worker_pids()
-        target, kind = (
-            (rng.choice(horses), "horse")
-            if horses and rng.random() < 0.6
-            else ((rng.choice(workers), "worker") if workers else (None, "none"))
-        )
-        if target is not None and tools.kill(target):
-            kills[kind] += 1
+    while time.monotonic() - started < 240:
+        tick = time.monotonic()
         if all(s in ("done", "error") for s in wait_rows_terminal(job_ids, timeout=0).values()):
             break
-    print(f"\nkilled: {dict(kills)}")
-    figures = _verdict(chaos, job_ids, fiction_ids, started)
-    assert kills["horse"] + kills["worker"] >= 3, figures  # the storm really happened
+        kind = "horse" if rng.random() < 0.6 else "worker"
+        target = _victim(chaos, kind, rng)
+        if target is not None and tools.kill(target):
+            kills[kind] += 1
+            last_kill = time.monotonic()
+        time.sleep(max(0.0, 2.0 - (time.monotonic() - tick)))  # a kill every ~2 s
+    figures = _verdict(
+        chaos, job_ids, fiction_ids, started, fault_over=last_kill, fault=f"SIGKILLed {dict(kills)}"
+    )
+    assert kills["horse"] >= 5 and kills["worker"] >= 3, figures  # the storm really happened
+
+
+def _victim(env: Chaos, kind: str, rng: random.Random) -> int | None:
+    """A random worker, or a random horse in the middle of a job (waiting up to 1 s for one)."""
+    workers = env.supervisor.worker_pids()
+    if kind == "worker":
+        return rng.choice(workers) if workers else None
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        horses = env.supervisor.horse_pids(workers)
+        if horses:
+            return rng.choice(horses)
+        time.sleep(0.05)
+    return None
 
 
 def test_redis_outage_mid_run_loses_nothing(chaos: Chaos) -> None:
@@ -120,8 +150,9 @@ def test_redis_outage_mid_run_loses_nothing(chaos: Chaos) -> None:
         job_ids.append(response.json()["job_id"])
         time.sleep(1.0)
     chaos.redis.start()
-    print(f"\nRedis down for {time.monotonic() - outage:.1f} s")
-    _verdict(chaos, job_ids, first + during, started)
+    back = time.monotonic()
+    fault = f"Redis down {back - outage:.1f} s, {len(during)} ingests meanwhile"
+    _verdict(chaos, job_ids, first + during, started, fault_over=back, fault=fault)
 
 
 def test_postgresql_restart_mid_run_loses_nothing(chaos: Chaos) -> None:
@@ -136,8 +167,9 @@ def test_postgresql_restart_mid_run_loses_nothing(chaos: Chaos) -> None:
         check=True,
         timeout=120,
     )
-    print(f"\nPostgreSQL restarted {time.monotonic() - started:.1f} s into the run")
-    _verdict(chaos, job_ids, fiction_ids, started)
+    up = time.monotonic()
+    fault = f"PostgreSQL restarted {up - started:.1f} s into the run"
+    _verdict(chaos, job_ids, fiction_ids, started, fault_over=up, fault=fault)
 
 
 def test_api_killed_between_commit_and_enqueue_still_completes(chaos: Chaos) -> None:
@@ -150,9 +182,11 @@ def test_api_killed_between_commit_and_enqueue_still_completes(chaos: Chaos) -> 
     with pytest.raises(httpx.TransportError):  # the API dies mid-request
         httpx.post(f"http://127.0.0.1:{port}/ingest", json={"url": chaos.site.url("/fiction/1002")})
     assert api.wait(10) == -9
+    killed = time.monotonic()
     with session_scope() as session:
         [job_id] = session.execute(select(IngestionJob.id)).scalars().all()
-    _verdict(chaos, [job_id], [1002], started)
+    fault = "API SIGKILLed between commit and enqueue"
+    _verdict(chaos, [job_id], [1002], started, fault_over=killed, fault=fault)
 
 
 def _answers(url: str) -> bool:
@@ -169,13 +203,14 @@ def test_warm_stop_of_workers_lets_running_jobs_finish(chaos: Chaos) -> None:
     job_ids = _submit(chaos, fiction_ids)
     assert wait_for(lambda: _running(job_ids) == 3, timeout=30)
     out = chaos.supervisor.ctl("stop", "worker:*")  # SIGTERM to each worker, as the units do
-    print(f"\nsupervisorctl stop: {out.strip()}")
+    stopped = time.monotonic()
     with session_scope() as session:
         attempts = session.execute(
             select(IngestionJob.attempts).where(IngestionJob.id.in_(job_ids))
         ).scalars()
         assert list(attempts) == [1, 1, 1]  # finished by the run that had them, not retried
-    _verdict(chaos, job_ids, fiction_ids, started)
+    fault = f"supervisorctl stop worker:* during 3 jobs ({' '.join(out.split())})"
+    _verdict(chaos, job_ids, fiction_ids, started, fault_over=stopped, fault=fault)
     assert chaos.supervisor.worker_pids() == []
 
 

@@ -128,8 +128,14 @@ stdout_logfile={self.dir}/reconciler.log
                 pids.append(int(parts[parts.index("pid") + 1].rstrip(",")))
         return pids
 
-    def horse_pids(self) -> list[int]:
-        return [child for pid in self.worker_pids() for child in children(pid)]
+    def horse_pids(self, workers: list[int] | None = None) -> list[int]:
+        """Work-horses running a job (a worker's other child is RQ's scheduler)."""
+        return [
+            child
+            for pid in (self.worker_pids() if workers is None else workers)
+            for child in children(pid)
+            if "Processing" in title(child)  # RQ's process title in a horse
+        ]
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -150,6 +156,13 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in raw.split()]
+
+
+def title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def kill(pid: int) -> bool:
