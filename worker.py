@@ -1,8 +1,9 @@
 """`python worker.py`: one forking RQ worker on the ingestion queue, with RQ's scheduler.
 
 Importing this module preloads Scrapy and the project's modules in the worker parent, so
-each forked work-horse starts with them imported (a fork copies them for free). No reactor
-is installed here: each horse installs its own. `rq worker ingestion --worker-class
+each forked work-horse starts with them imported (a fork copies them for free), and builds
+the next crawl's Scrapy runner and crawler ahead. No reactor is installed here: each horse
+installs its own. `rq worker ingestion --worker-class
 worker.IngestionWorker` gets the same preloading; plain `rq worker ingestion` works too,
 paying Scrapy's import in every job.
 """
@@ -106,6 +107,7 @@ def freeze_heap() -> None:
 
 
 preload()
+crawler.crawl.prepare(get_settings())
 freeze_heap()
 
 
