@@ -26,6 +26,11 @@ def classify(failure: Failure, url: str) -> IngestFailure:
         return RetryableFailure(f"could not fetch {url}: {_describe(error)}")
     if isinstance(error, CancelledError):
         return PermanentFailure(f"download of {url} cancelled: page too large")
+    if isinstance(error, IgnoreRequest) and "robots.txt" in str(error):
+        return PermanentFailure(
+            f"{url} is forbidden by the site's robots.txt (CRAWLER_OBEY_ROBOTS_TXT=false"
+            " overrides it)"
+        )
     if isinstance(error, IgnoreRequest):
         return PermanentFailure(f"not fetched {url}: {error or 'ignored'}")
     if isinstance(error, IngestFailure):

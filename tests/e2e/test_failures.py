@@ -74,6 +74,18 @@ def test_a_huge_page_is_refused(
     assert job["attempts"] == 1
 
 
+def test_a_fiction_that_robots_txt_disallows_is_not_fetched(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker()
+    job = wait_job(api, submit(api, _url(fixture_site, 2010)), timeout=60)
+    assert job["status"] == "error", worker.log()
+    assert "forbidden by the site's robots.txt" in job["error_message"]
+    assert job["attempts"] == 1  # permanent: a retry would be refused the same way
+    assert fixture_site.hits("/robots.txt") >= 1
+    assert fixture_site.hits("/fiction/2010") == 0
+
+
 def test_a_job_past_its_timeout_ends_in_error(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:

@@ -162,7 +162,7 @@ def _replace_date(chapter: FixtureChapter, when: datetime) -> FixtureChapter:
     return replace(chapter, published_at=when)
 
 
-MISBEHAVING = range(2001, 2010)
+MISBEHAVING = range(2001, 2011)
 
 
 @lru_cache(maxsize=2048)

@@ -1,6 +1,6 @@
 """A threaded HTTP server for the fixture site, on 127.0.0.1 (port 0 by default).
 
-Fictions 1001-1003 and 5000-5999 behave; 2001-2009 misbehave (see `MISBEHAVIOUR`).
+Fictions 1001-1003 and 5000-5999 behave; 2001-2010 misbehave (see `MISBEHAVIOUR`).
 Tests can slow every page (`delay`) or make the next requests fail (`fail_next`).
 """
 
@@ -20,6 +20,7 @@ from tests.fixture_site import content, pages
 
 FICTION = re.compile(r"^/fiction/(?P<id>\d+)(?:/(?P<slug>[^/]+))?/?$")
 CHAPTER = re.compile(r"^/fiction/(?P<id>\d+)/[^/]+/chapter/(?P<cid>\d+)(?:/[^/]*)?$")
+ROBOTS_TXT = "User-agent: *\nDisallow: /fiction/2010\nAllow: /\n"
 MISBEHAVIOUR = {
     2001: "fiction page is a maintenance page (no fiction markup)",
     2002: "chapter 3 always answers 503",
@@ -30,6 +31,7 @@ MISBEHAVIOUR = {
     2007: "redirect loop",
     2008: "fiction page answers after 5 s",
     2009: "chapter pages have no chapter body",
+    2010: "robots.txt disallows it",
 }
 
 
@@ -151,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         if failure is not None:
             self._send(failure.status, pages.not_found_page(), retry_after=failure.retry_after)
         elif path == "/robots.txt":
-            self._send(200, "User-agent: *\nAllow: /\n", content_type="text/plain")
+            self._send(200, ROBOTS_TXT, content_type="text/plain")
         elif match := CHAPTER.match(path):
             self._chapter(int(match["id"]), int(match["cid"]), path)
         elif match := FICTION.match(path):
