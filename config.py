@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     crawler_retry_backoff: float = Field(default=0.5, ge=0, description="first page retry wait")
     crawler_user_agent: str = "novel-ingest/0.1 (+https://github.com/novel-ingest)"
     crawler_obey_robots_txt: bool = True
+    crawler_robots_txt_ttl: int = Field(
+        default=3600, ge=0, description="seconds a site's robots.txt is shared by all jobs"
+    )
     crawler_autothrottle: bool = False
     crawler_max_page_bytes: int = 8 * 1024 * 1024
     crawler_site_aliases: str = Field(

@@ -67,6 +67,7 @@ _MODULES = (
     "sqlalchemy.dialects.postgresql.psycopg2",
     "sqlalchemy.dialects.sqlite.pysqlite",
     "psycopg2",
+    "crawler.robots",
 )
 
 

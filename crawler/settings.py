@@ -43,7 +43,11 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "crawler.middlewares.BackoffRetryMiddleware": 550,
+            "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.robots.SharedRobotsTxtMiddleware": 100,
         },
+        "ROBOTSTXT_CACHE_TTL": settings.crawler_robots_txt_ttl,
+        "ROBOTSTXT_CACHE_REDIS_URL": settings.redis_url,
         "DOWNLOAD_HANDLERS": dict.fromkeys(DISABLED_HANDLERS),
         # Extensions a one-fiction crawl has no use for; each costs start-up time per job.
         "EXTENSIONS": dict.fromkeys(UNUSED_EXTENSIONS),
