@@ -77,18 +77,20 @@ class RoyalRoadAdapter:
         body = page.css("div.chapter-inner.chapter-content")
         if not body:
             raise ParseError(f"chapter page {ref.url} has no chapter text")
-        hidden = _hidden_classes(page)
-        content = _clean_inner_html(body[0], hidden)
+        notes = _author_notes(page)  # before the body is stripped: a note may sit inside it
+        title = ref.title or _text(page.css(".fic-header h1"))
+        story = _strip(body[0], _hidden_classes(page))
+        content = _inner_html(story)
         return ChapterRecord(
             site_chapter_id=ref.site_chapter_id,
             url=ref.url,
             position=ref.position,
-            title=ref.title or _text(page.css(".fic-header h1")),
+            title=title,
             volume=ref.volume,
             published_at=ref.published_at,
             content_html=content,
-            author_notes_html=_author_notes(page),
-            word_count=len(WORD.findall(_visible_text(body[0], hidden))),
+            author_notes_html=notes,
+            word_count=len(WORD.findall(" ".join(story.css("::text").getall()))),
             content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
         )
 
@@ -271,20 +273,13 @@ def _drop_hidden(node: Selector, hidden: set[str]) -> None:
             element.drop()
 
 
-def _clean_inner_html(body: Selector, hidden: set[str]) -> str:
-    copy = Selector(text=body.get()).css("div.chapter-inner")[0]
+def _strip(body: Selector, hidden: set[str]) -> Selector:
+    """The story alone: drop, in place, the hidden anti-piracy lines and any author note."""
     if hidden:
-        _drop_hidden(copy, hidden)
-    for note in copy.css(".author-note-portlet"):
+        _drop_hidden(body, hidden)
+    for note in body.css(".author-note-portlet"):
         note.drop()
-    return _inner_html(copy)
-
-
-def _visible_text(body: Selector, hidden: set[str]) -> str:
-    copy = Selector(text=body.get()).css("div.chapter-inner")[0]
-    if hidden:
-        _drop_hidden(copy, hidden)
-    return " ".join(copy.css("::text").getall())
+    return body
 
 
 def _inner_html(node: Selector) -> str:
