@@ -64,24 +64,26 @@ def test_errors_that_persist_end_after_the_attempts(
     assert counts() == (0, 0, 0)  # nothing half-written
 
 
+def _permanent_error(api: TestClient, site: FixtureSite, start_worker: Any, fiction_id: int) -> str:
+    """Run one job that must end ERROR on its first attempt; its error message."""
+    worker = start_worker()
+    job = wait_job(api, submit(api, _url(site, fiction_id)), timeout=60)
+    assert job["status"] == "error", worker.log()
+    assert job["attempts"] == 1  # permanent: a retry would fail the same way
+    return str(job["error_message"])
+
+
 def test_a_huge_page_is_refused(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker = start_worker()
-    job = wait_job(api, submit(api, _url(fixture_site, 2006)), timeout=60)
-    assert job["status"] == "error", worker.log()
-    assert "too large" in job["error_message"]
-    assert job["attempts"] == 1
+    assert "too large" in _permanent_error(api, fixture_site, start_worker, 2006)
 
 
 def test_a_fiction_that_robots_txt_disallows_is_not_fetched(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker = start_worker()
-    job = wait_job(api, submit(api, _url(fixture_site, 2010)), timeout=60)
-    assert job["status"] == "error", worker.log()
-    assert "forbidden by the site's robots.txt" in job["error_message"]
-    assert job["attempts"] == 1  # permanent: a retry would be refused the same way
+    message = _permanent_error(api, fixture_site, start_worker, 2010)
+    assert "forbidden by the site's robots.txt" in message
     assert fixture_site.hits("/robots.txt") >= 1
     assert fixture_site.hits("/fiction/2010") == 0
 
