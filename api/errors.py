@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from crawler.sites import supported_sites
@@ -60,6 +60,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidURLError, _bad_url)
     app.add_exception_handler(UnsupportedSiteError, _bad_url)
     app.add_exception_handler(NotFoundError, _not_found)
-    for storage_error in (OperationalError, DBAPIError, PoolTimeout, StorageUnavailableError):
+    # Only what an outage raises: a data or integrity error is a bug, and a 500 says so.
+    for storage_error in (OperationalError, InterfaceError, PoolTimeout, StorageUnavailableError):
         app.add_exception_handler(storage_error, _storage_down)
     app.add_exception_handler(QueueUnavailableError, _queue_down)

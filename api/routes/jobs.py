@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 import jobs
-from api.deps import Limit, Offset, SessionDep, SettingsDep
+from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
 from api.schemas import JobDetail, JobEventPublic, JobPublic, Page, Progress
 from models import IngestionJob, JobStatus
 
@@ -43,14 +43,14 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobDetail)
-def get_job(job_id: int, session: SessionDep) -> JobDetail:
+def get_job(job_id: RowId, session: SessionDep) -> JobDetail:
     job = jobs.get_job(session, job_id)
     events = [JobEventPublic.model_validate(e) for e in jobs.history(session, job_id)]
     return JobDetail(**to_public(job).model_dump(), history=events)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic)
-def cancel_job(job_id: int, session: SessionDep, settings: SettingsDep) -> JobPublic:
+def cancel_job(job_id: RowId, session: SessionDep, settings: SettingsDep) -> JobPublic:
     if not jobs.cancel(session, job_id, settings=settings):
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has already ended")
     session.expire_all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 import novels
-from api.deps import Limit, Offset, SessionDep
+from api.deps import Limit, Offset, RowId, SessionDep
 from api.schemas import ChapterPublic, ChapterSummary, NovelDetail, NovelPublic, Page
 
 router = APIRouter(prefix="/novels", tags=["novels"])
@@ -19,7 +19,7 @@ def list_novels(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> P
 
 
 @router.get("/{novel_id}", response_model=NovelDetail)
-def get_novel(novel_id: int, session: SessionDep) -> NovelDetail:
+def get_novel(novel_id: RowId, session: SessionDep) -> NovelDetail:
     novel = novels.get_novel(session, novel_id)
     base = NovelPublic.model_validate(novel).model_dump()
     return NovelDetail(
@@ -33,7 +33,7 @@ def get_novel(novel_id: int, session: SessionDep) -> NovelDetail:
 
 @router.get("/{novel_id}/chapters", response_model=Page[ChapterSummary])
 def list_chapters(
-    novel_id: int, session: SessionDep, limit: Limit = 200, offset: Offset = 0
+    novel_id: RowId, session: SessionDep, limit: Limit = 200, offset: Offset = 0
 ) -> Page[ChapterSummary]:
     rows, total = novels.list_chapters(session, novel_id, limit=limit, offset=offset)
     items = [ChapterSummary.model_validate(c) for c in rows]
@@ -41,5 +41,5 @@ def list_chapters(
 
 
 @router.get("/{novel_id}/chapters/{position}", response_model=ChapterPublic)
-def get_chapter(novel_id: int, position: int, session: SessionDep) -> ChapterPublic:
+def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> ChapterPublic:
     return ChapterPublic.model_validate(novels.get_chapter(session, novel_id, position))

@@ -19,11 +19,15 @@ def supported_sites() -> str:
 
 def resolve(url: str, *, aliases: Mapping[str, str]) -> tuple[SiteAdapter, FictionRef]:
     """Pick the adapter for `url` and normalize it; raise a typed error saying what is wrong."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port  # raises on a port out of range or not a number
+    except ValueError as error:  # e.g. "https://[::1/..." or "host:99999"
+        raise InvalidURLError(f"{url!r} is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidURLError(f"{url!r} is not an http(s) URL")
     host = parts.hostname.lower()
-    host_port = f"{host}:{parts.port}" if parts.port else host
+    host_port = f"{host}:{port}" if port else host
     site = aliases.get(host_port) or aliases.get(host)
     if site is not None:
         return _adapter(site), _adapter(site).fiction_ref(url, base=f"{parts.scheme}://{host_port}")

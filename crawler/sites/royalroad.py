@@ -19,7 +19,10 @@ from parsel import Selector, SelectorList
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord, VolumeRecord
 from errors import InvalidURLError, ParseError
 
-FICTION_PATH = re.compile(r"^/fiction/(?P<id>\d+)(?:/[^/]*)?(?:/chapter/\d+(?:/[^/]*)?)?/?$")
+# Ids are at most 18 digits: the site's are 6-7, and a longer one is not a fiction anyone has.
+FICTION_PATH = re.compile(
+    r"^/fiction/(?P<id>\d{1,18})(?:/[^/]*)?(?:/chapter/\d{1,18}(?:/[^/]*)?)?/?$"
+)
 CHAPTER_ID = re.compile(r"/chapter/(?P<id>\d+)")
 STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)

@@ -53,6 +53,9 @@ def test_same_fiction_twice_returns_the_active_job(api: TestClient, redis_conn: 
         ('{"url": "not a url"}', "is not an http(s) URL"),
         ('{"url": "https://example.com/fiction/1"}', "example.com is not a supported site"),
         ('{"url": "https://www.royalroad.com/profile/9"}', "royalroad.com/profile/9"),
+        ('{"url": "https://www.royalroad.com:99999/fiction/1"}', "is not a valid URL"),
+        ('{"url": "https://[::1/fiction/1"}', "is not a valid URL"),
+        ('{"url": "https://www.royalroad.com/fiction/' + "9" * 70 + '"}', "not a Royal Road"),
     ],
 )
 def test_bad_requests_get_422_with_a_reason_and_create_nothing(
@@ -69,6 +72,24 @@ def test_unsupported_site_lists_the_supported_ones(api: TestClient) -> None:
     assert response.status_code == 422
     assert "Royal Road" in response.json()["supported_sites"]
     assert "Royal Road" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/jobs?offset=99999999999999999999999",
+        "/novels?offset=99999999999999999999999",
+        "/novels/1/chapters?offset=99999999999999999999999",
+        "/jobs/99999999999999999999",
+        "/novels/99999999999999999999",
+        "/novels/1/chapters/-99999999999999999999",
+        "/jobs/-1",
+    ],
+)
+def test_numbers_out_of_range_are_422_not_a_server_error(api: TestClient, path: str) -> None:
+    response = api.get(path)
+    assert response.status_code == 422, response.text
+    assert "invalid request" in response.json()["detail"]
 
 
 def test_unknown_job_novel_and_chapter_are_404(api: TestClient) -> None:
