@@ -26,7 +26,7 @@ from rich.table import Table
 import jobs
 import reconciler
 from config import Settings, get_settings
-from db import session_scope
+from db import OUTAGE_ERRORS, session_scope
 from errors import IngestError
 from models import TERMINAL, IngestionJob, JobStatus
 
@@ -71,12 +71,8 @@ def ingest(
 ) -> None:
     """Submit a fiction URL, like POST /ingest."""
     settings = get_settings()
-    try:
-        with session_scope() as session:
-            submission = jobs.submit(session, url, settings=settings)
-    except IngestError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from error
+    with session_scope() as session:
+        submission = jobs.submit(session, url, settings=settings)
     job_id = submission.job.id
     verb = "created" if submission.created else "already active"
     console.print(f"job {job_id} {verb} ({submission.job.status})")
@@ -176,5 +172,16 @@ def dashboard() -> None:
     os.execv(sys.executable, argv)
 
 
+def main() -> int:
+    """Run a command; what a user can cause (a bad id or URL, an outage) is one red line."""
+    try:
+        app()
+    except IngestError as error:
+        console.print(f"[red]{error}[/red]")
+    except OUTAGE_ERRORS as error:
+        console.print(f"[red]database error: {getattr(error, 'orig', None) or error}[/red]")
+    return 2
+
+
 if __name__ == "__main__":
-    app()
+    sys.exit(main())

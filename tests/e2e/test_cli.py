@@ -60,3 +60,20 @@ def test_reconcile_once_reports_what_it_did() -> None:
     result = cli("reconcile")
     assert result.returncode == 0
     assert "recovered 0, failed 0, pushed 0 of 0 queued" in result.stdout
+
+
+@pytest.mark.parametrize("command", [("status", "999"), ("cancel", "999")])
+def test_an_unknown_job_is_one_line_not_a_traceback(command: tuple[str, str]) -> None:
+    result = cli(*command)
+    assert result.returncode == 2
+    assert "job 999 not found" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_process_queue_with_redis_down_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    cli("ingest", "https://www.royalroad.com/fiction/4242")  # stays QUEUED: Redis is down
+    result = cli("process-queue")
+    assert result.returncode == 2
+    assert "Redis unavailable" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
