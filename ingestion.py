@@ -147,6 +147,7 @@ class Run:
                 raise RunLost
 
     def fail(self, failure: IngestFailure) -> Outcome:
+        failure = self._within_backoff_max(failure)
         if isinstance(failure, RetryableFailure) and self.attempts < self.settings.job_max_attempts:
             delay = self.retry_delay(failure)
             message = f"attempt {self.attempts} failed, retrying in {delay:.0f} s: {failure}"
@@ -159,8 +160,17 @@ class Run:
 
     def retry_delay(self, failure: RetryableFailure) -> float:
         backoff = self.settings.job_retry_backoff * 2 ** (self.attempts - 1)
-        wanted = max(backoff, failure.retry_after or 0.0)
-        return min(wanted, self.settings.job_retry_backoff_max)
+        return max(min(backoff, self.settings.job_retry_backoff_max), failure.retry_after or 0.0)
+
+    def _within_backoff_max(self, failure: IngestFailure) -> IngestFailure:
+        """A site that asks for a longer wait than we are set to give is not retried early."""
+        wait, limit = getattr(failure, "retry_after", None), self.settings.job_retry_backoff_max
+        if wait is None or wait <= limit:
+            return failure
+        return PermanentFailure(
+            f"{failure}; the site asks to wait {wait:.0f} s before trying again, longer than"
+            f" JOB_RETRY_BACKOFF_MAX ({limit} s)"
+        )
 
     @riding_outages
     def _settle(self, target: JobStatus, message: str) -> bool:
@@ -216,12 +226,15 @@ class ProgressListener:
 
 
 @riding_outages
-def abandon(job_id: int, *, reason: str, final: bool = False) -> JobStatus | None:
+def abandon(
+    job_id: int, *, reason: str, final: bool = False, run_id: str | None = None
+) -> JobStatus | None:
     """Settle a job whose run died outside its own control (killed, lost, timed out).
 
     From whatever running state, the job goes back to QUEUED to be run again, or to ERROR
-    when `final` or when its attempts are spent. Returns the new status, None if it was
-    not running.
+    when `final` or when its attempts are spent. With `run_id`, only that run is settled:
+    a job that a newer run has claimed since is left alone. Returns the new status, None
+    if nothing was moved.
     """
     settings = get_settings()
     with session_scope() as session:
@@ -233,7 +246,7 @@ def abandon(job_id: int, *, reason: str, final: bool = False) -> JobStatus | Non
         message = (
             f"{reason}; retrying" if retry else _final_message(reason, job.attempts, final=final)
         )
-        moved = transition(session, job_id, target, expected=RUNNING, message=message)
+        moved = transition(session, job_id, target, owner=run_id, expected=RUNNING, message=message)
     return target if moved else None
 
 

@@ -27,10 +27,13 @@ class BackoffRetryMiddleware(RetryMiddleware):
     ) -> Request | Response:
         if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
             return response
+        hinted = retry_after(response)
+        if hinted is not None and hinted > self.cap:
+            return response  # a longer wait than we give: the job decides (it ends ERROR)
         retry = self._retry(request, response_status_message(response.status), spider)
         if retry is None:
             return response
-        await asyncio.sleep(self._delay(request, retry_after(response)))
+        await asyncio.sleep(self._delay(request, hinted))
         return retry
 
     async def process_exception(  # type: ignore[override]

@@ -44,6 +44,19 @@ def test_a_flaky_fiction_page_is_retried_by_the_job_with_backoff(
     assert counts()[1] == 5
 
 
+def test_a_retry_after_longer_than_the_backoff_max_ends_the_job_at_once(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker(env={"JOB_RETRY_BACKOFF_MAX": "5"})
+    fixture_site.fail_next("/fiction/1002", count=1, status=429, retry_after=3600)
+    job = wait_job(api, submit(api, _url(fixture_site, 1002)), timeout=60)
+    assert job["status"] == "error", worker.log()
+    assert job["attempts"] == 1
+    assert "HTTP 429" in job["error_message"]
+    assert "asks to wait 3600 s" in job["error_message"]
+    assert fixture_site.hits("/fiction/1002") == 1  # not retried in place either
+
+
 @pytest.mark.parametrize(
     ("fiction_id", "needle"),
     [
