@@ -6,9 +6,14 @@ row twice cannot create two RQ jobs, and anything can find the RQ job of a row.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
+import signal
+import sys
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -23,6 +28,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException
 
 from config import Settings, get_settings
@@ -34,6 +40,8 @@ KEY_PREFIX = "novel-ingest"
 CRASH_RETRY_INTERVALS = [1, 2, 4]  # a killed horse: RQ runs the job again after these waits
 HARD_TIMEOUT_MARGIN = 120  # RQ's own kill comes this long after the job's soft timeout
 REDIS_RECONNECT_MAX = 5.0  # seconds between reconnects at most, while Redis is down
+ENQUEUE_LOCK_TTL = 30  # seconds a caller may hold a row's enqueue lock
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 LIVE = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.SCHEDULED, RQStatus.DEFERRED}
 
 
@@ -79,30 +87,46 @@ def enqueue_many(job_ids: Sequence[int], *, settings: Settings | None = None) ->
     """
     settings = settings or get_settings()
     queue = get_queue(settings)
+    token = uuid.uuid4().hex
     try:
-        locked = _lock(queue.connection, job_ids)
+        locked = _lock(queue.connection, job_ids, token)
         try:
             fresh = [i for i in locked if not _live(queue, i)]
             queue.enqueue_many([_prepare(queue, i, settings) for i in fresh])
         finally:
-            _unlock(queue.connection, locked)
+            _unlock(queue.connection, locked, token)
     except RedisError as error:
         raise QueueUnavailableError(f"Redis unavailable: {error}") from error
     return fresh
 
 
-def _lock(connection: Redis, job_ids: Iterable[int]) -> list[int]:
+def _lock_key(job_id: int) -> str:
+    return f"{KEY_PREFIX}:enqueue-lock:{job_id}"
+
+
+def _lock(connection: Redis, job_ids: Sequence[int], token: str) -> list[int]:
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.set(f"{KEY_PREFIX}:enqueue-lock:{job_id}", os.getpid(), nx=True, ex=30)
+            pipe.set(_lock_key(job_id), token, nx=True, ex=ENQUEUE_LOCK_TTL)
         granted = pipe.execute()
     return [job_id for job_id, ok in zip(job_ids, granted, strict=True) if ok]
 
 
-def _unlock(connection: Redis, job_ids: Iterable[int]) -> None:
-    keys = [f"{KEY_PREFIX}:enqueue-lock:{job_id}" for job_id in job_ids]
+# Delete each key only while it still holds our token: a caller slower than the lock's
+# TTL must not release a lock that another caller has taken since.
+_RELEASE = """
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('get', key) == ARGV[1] then released = released + redis.call('del', key) end
+end
+return released
+"""
+
+
+def _unlock(connection: Redis, job_ids: Iterable[int], token: str) -> None:
+    keys = [_lock_key(job_id) for job_id in job_ids]
     if keys:
-        connection.delete(*keys)
+        connection.eval(_RELEASE, len(keys), *keys, token)
 
 
 def _live(queue: Queue, job_id: int) -> bool:
@@ -158,18 +182,43 @@ def _prepare(queue: Queue, job_id: int, settings: Settings) -> Any:
     )
 
 
+def enqueue_due_retries(settings: Settings | None = None) -> int:
+    """Move retries whose time has come onto the queue, if no RQ scheduler is doing it.
+
+    RQ's scheduler runs in one worker at a time, under a lock. Its process ends on a Redis
+    error, and a worker only restarts it in its maintenance pass (every 10 minutes), so
+    retries scheduled across a Redis outage would wait that long. Taking the same lock
+    first means this never competes with a live scheduler. Returns how many were moved.
+    """
+    queue = get_queue(settings)
+    scheduler = RQScheduler([queue], connection=queue.connection)
+    try:
+        if not scheduler.acquire_locks():
+            return 0
+        try:
+            due = len(queue.scheduled_job_registry.get_jobs_to_schedule(int(time.time())))
+            scheduler.enqueue_scheduled_jobs()
+        finally:
+            scheduler.release_locks()
+    except RedisError as error:
+        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+    return due
+
+
 def cancel(job_id: int, *, settings: Settings | None = None) -> None:
     """Stop the RQ side of a job: drop it from the queue, or stop its running horse."""
     queue = get_queue(settings)
     try:
         job = Job.fetch(rq_job_id(job_id), connection=queue.connection)
+        with suppress(InvalidJobOperation):  # it ended or was cancelled meanwhile
+            if job.get_status() == RQStatus.STARTED:
+                send_stop_job_command(queue.connection, job.id)
+            else:
+                job.cancel()
     except NoSuchJobError:
         return
-    if job.get_status() == RQStatus.STARTED:
-        with suppress(InvalidJobOperation):  # it ended meanwhile
-            send_stop_job_command(queue.connection, job.id)
-    else:
-        job.cancel()
+    except RedisError as error:
+        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
 
 
 def perform(job_id: int) -> Retry | str:
@@ -202,6 +251,14 @@ class IngestionWorker(Worker):
         kwargs.setdefault("job_monitoring_interval", get_settings().worker_heartbeat)
         super().__init__(*args, **kwargs)
 
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        self._worker_pid = os.getpid()
+        super().fork_work_horse(job, queue)
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        _die_with(self._worker_pid)
+        super().main_work_horse(job, queue)
+
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
         job_id = row_id(job.id)
@@ -209,7 +266,32 @@ class IngestionWorker(Worker):
             return
         from ingestion import abandon
 
+        limit = get_settings().job_timeout
+        # RQ's own monitor kills a horse that outlives its hard timeout (a hang in C code,
+        # where the horse's alarm cannot reach): that is a timeout, not a crash to retry.
+        timed_out = _running_for(job) >= limit
+        reason = f"timed out after {limit} s" if timed_out else f"work-horse died (exit {ret_val})"
         try:
-            abandon(job_id, reason=f"work-horse died (exit status {ret_val})")
+            abandon(job_id, reason=reason, final=timed_out)
         except Exception:  # the reconciler settles it later
             log.exception("could not settle job %s after its work-horse died", job_id)
+
+
+def _running_for(job: Job) -> float:
+    if job.started_at is None:
+        return 0.0
+    return (datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this work-horse when its worker dies (Linux).
+
+    RQ puts the horse in a process group of its own, so neither a supervisor's group kill
+    nor a SIGKILL of the worker reaches it: an orphaned horse would go on writing to Redis
+    under an RQ job id that the reconciler may have handed to a new run.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the worker died before the request took effect
+        os._exit(1)

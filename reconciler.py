@@ -5,7 +5,9 @@ One pass:
    worker that stopped sending heartbeats goes back to QUEUED (or ERROR once its attempts
    are spent) -- after `stuck_grace` seconds without any update, so a run that is just
    finishing is left alone;
-2. every QUEUED row with no live RQ job is pushed (this is also `cli.py process-queue`).
+2. retries whose time has come are moved onto the queue when no RQ scheduler holds the
+   scheduler lock (RQ's scheduler process dies with a Redis outage);
+3. every QUEUED row with no live RQ job is pushed (this is also `cli.py process-queue`).
 Run it in a loop (`cli.py reconcile --loop`, one per deployment); each pass is safe to
 run concurrently with the API, the workers and another pass.
 """
@@ -43,6 +45,7 @@ class ReconcileReport:
     recovered: list[int] = field(default_factory=list)  # running rows sent back to QUEUED
     failed: list[int] = field(default_factory=list)  # running rows ended as ERROR
     push: PushReport = field(default_factory=PushReport)
+    retries_due: int = 0  # scheduled retries moved to the queue (no scheduler was running)
 
 
 def queued_batches(batch: int) -> Iterator[list[int]]:
@@ -78,21 +81,24 @@ def push_queued(
     return report
 
 
-def stale_running(settings: Settings) -> list[int]:
+def stale_running(settings: Settings) -> list[tuple[int, str | None]]:
+    """Running rows not updated for `stuck_grace` seconds, with the run that holds each."""
     cutoff = utcnow() - timedelta(seconds=settings.stuck_grace)
     with session_scope() as session:
-        stmt = select(IngestionJob.id).where(
+        stmt = select(IngestionJob.id, IngestionJob.run_id).where(
             IngestionJob.status.in_([s.value for s in RUNNING]), IngestionJob.updated_at < cutoff
         )
-        return list(session.execute(stmt).scalars())
+        return [(job_id, run_id) for job_id, run_id in session.execute(stmt)]
 
 
 def recover_running(settings: Settings, report: ReconcileReport) -> None:
-    for job_id in stale_running(settings):
+    for job_id, run_id in stale_running(settings):
         state = ingestion_queue.run_state(job_id)
         if state is RunState.LIVE:
             continue
-        outcome = abandon(job_id, reason=f"its worker was lost (RQ job {state.value})")
+        # Only the run judged lost: a run that claimed the job since is alive and left be.
+        reason = f"its worker was lost (RQ job {state.value})"
+        outcome = abandon(job_id, reason=reason, run_id=run_id)
         if outcome is JobStatus.QUEUED:
             report.recovered.append(job_id)
         elif outcome is JobStatus.ERROR:
@@ -102,13 +108,15 @@ def recover_running(settings: Settings, report: ReconcileReport) -> None:
 def reconcile(settings: Settings) -> ReconcileReport:
     report = ReconcileReport()
     recover_running(settings, report)
+    report.retries_due = ingestion_queue.enqueue_due_retries(settings)
     report.push = push_queued(settings)
-    if report.recovered or report.failed or report.push.pushed:
+    if report.recovered or report.failed or report.push.pushed or report.retries_due:
         log.info(
-            "reconcile: recovered %s, failed %s, pushed %s queued rows",
+            "reconcile: recovered %s, failed %s, pushed %s queued rows, %s due retries",
             report.recovered,
             report.failed,
             report.push.pushed,
+            report.retries_due,
         )
     return report
 

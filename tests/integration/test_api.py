@@ -123,6 +123,21 @@ def test_cancel_a_queued_job(api: TestClient, redis_conn: Redis) -> None:
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
 
 
+def test_cancel_with_redis_down_ends_the_row_and_answers_200(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config import get_settings
+
+    job_id = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/6"}).json()[
+        "job_id"
+    ]
+    monkeypatch.setattr(get_settings(), "redis_url", "redis://127.0.0.1:1/0")
+    response = api.post(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 200, response.text
+    assert response.json()["error_message"] == "cancelled by user"
+    # its RQ job, left in Redis, finds the row ended when it runs: it does nothing
+
+
 def test_health_reports_both_services(api: TestClient) -> None:
     body = api.get("/health").json()
     assert body["status"] == "ok"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
@@ -94,3 +95,80 @@ def test_redis_unreachable_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(get_settings(), "redis_url", "redis://127.0.0.1:1/0")
     with pytest.raises(QueueUnavailableError, match="Redis unavailable"):
         ingestion_queue.enqueue(job_id)
+
+
+def test_cancelling_an_rq_job_twice_is_harmless(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    ingestion_queue.enqueue(job_id)
+    ingestion_queue.cancel(job_id)
+    ingestion_queue.cancel(job_id)
+    assert _queued(redis_conn) == []
+
+
+def test_an_enqueue_lock_is_released_only_by_its_holder(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    key = f"{ingestion_queue.KEY_PREFIX}:enqueue-lock:{job_id}"
+    redis_conn.set(key, "someone-else")  # taken over after our lock expired
+    ingestion_queue._unlock(redis_conn, [job_id], "our-token")
+    assert redis_conn.get(key) == b"someone-else"
+    ingestion_queue._unlock(redis_conn, [job_id], "someone-else")
+    assert redis_conn.get(key) is None
+
+
+def _schedule_retry(redis_conn: Redis, job_id: int) -> None:
+    """The RQ job of a row, waiting in the scheduled registry for a retry that is due."""
+    ingestion_queue.enqueue(job_id)
+    redis_conn.delete(QUEUE_KEY)
+    queue = ingestion_queue.get_queue()
+    job = queue.fetch_job(ingestion_queue.rq_job_id(job_id))
+    assert job is not None
+    queue.schedule_job(job, datetime.now(UTC) - timedelta(seconds=5))
+
+
+def test_due_retries_are_enqueued_when_no_scheduler_runs(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    _schedule_retry(redis_conn, job_id)
+    assert ingestion_queue.run_state(job_id) is ingestion_queue.RunState.LIVE  # scheduled
+    assert ingestion_queue.enqueue_due_retries() == 1
+    assert _queued(redis_conn) == [f"ingestion-{job_id}"]
+    assert ingestion_queue.get_queue().scheduled_job_registry.count == 0
+
+
+def test_due_retries_are_left_to_a_live_scheduler(redis_conn: Redis) -> None:
+    from rq.scheduler import RQScheduler
+
+    [job_id] = _orphans(1)
+    _schedule_retry(redis_conn, job_id)
+    live = RQScheduler([ingestion_queue.get_queue()], connection=redis_conn)
+    assert live.acquire_locks()  # as a worker's scheduler process holds it
+    assert ingestion_queue.enqueue_due_retries() == 0
+    assert _queued(redis_conn) == []
+    live.release_locks()
+
+
+@pytest.mark.parametrize(
+    ("ran_for", "status", "message"),
+    [(5, "queued", "work-horse died (exit 9); retrying"), (10_000, "error", "timed out after")],
+)
+def test_a_killed_horse_is_retried_unless_it_outran_the_timeout(
+    redis_conn: Redis, ran_for: float, status: str, message: str
+) -> None:
+    from config import get_settings
+    from db import session_scope
+    from models import IngestionJob
+    from tests.utils.factories import make_job
+
+    job_id = make_job(status=JobStatus.SAVING, attempts=1, run_id="its-run")
+    ingestion_queue.enqueue(job_id)
+    queue = ingestion_queue.get_queue()
+    job = queue.fetch_job(ingestion_queue.rq_job_id(job_id))
+    assert job is not None
+    job.started_at = datetime.now(UTC) - timedelta(seconds=ran_for)
+    worker = ingestion_queue.IngestionWorker([queue], connection=redis_conn)
+    worker.handle_work_horse_killed(job, 0, 9, None)  # as RQ's monitor calls it
+    with session_scope() as session:
+        row = session.get(IngestionJob, job_id)
+        assert row is not None
+        assert row.status == status
+        assert message in (row.last_error or "")
+    assert get_settings().job_timeout < 10_000

@@ -81,3 +81,23 @@ def test_live_rq_job_keeps_its_row(redis_conn: Redis) -> None:
     ingestion_queue.enqueue(job_id)
     report = reconciler.reconcile(get_settings())
     assert (report.recovered, report.push.pushed, report.push.already) == ([], 0, 1)
+
+
+def test_a_run_that_claimed_the_job_meanwhile_is_not_abandoned(
+    redis_conn: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = _row(JobStatus.CRAWLING)
+    judged = ingestion_queue.run_state
+
+    def new_run_claims_it(row: int, **kwargs: object) -> ingestion_queue.RunState:
+        state = judged(row)  # the lost run's RQ job: absent
+        with session_scope() as session:  # ...and meanwhile a new run took the row
+            session.execute(
+                update(IngestionJob).where(IngestionJob.id == row).values(run_id="new-run")
+            )
+        return state
+
+    monkeypatch.setattr(ingestion_queue, "run_state", new_run_claims_it)
+    report = reconciler.reconcile(get_settings())
+    assert report.recovered == [] and report.failed == []
+    assert _status(job_id) == "crawling"

@@ -1,0 +1,84 @@
+"""Processes killed mid-job, one at a time: the job is run again and completes, once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+import reconciler
+from config import get_settings
+from tests.fixture_site.server import FixtureSite
+from tests.utils.chaos import children, title
+from tests.utils.jobs import counts, submit, wait_job
+from tests.utils.services import WorkerProcess, wait_for
+
+
+def _horse_of(worker: WorkerProcess) -> int | None:
+    """The worker's work-horse (its other child is RQ's scheduler)."""
+    horses = [pid for pid in children(worker.pid) if "Processing" in title(pid)]
+    return horses[0] if horses else None
+
+
+def _crawling_horse(api: TestClient, job_id: int, worker: WorkerProcess) -> int:
+    assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
+    assert wait_for(lambda: _horse_of(worker) is not None, timeout=10), worker.log()
+    horse = _horse_of(worker)
+    assert horse is not None
+    return horse
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return "Processing" not in title(pid)  # a zombie awaiting its reaper counts as gone
+
+
+def test_a_killed_horse_is_run_again_and_the_job_completes(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker()
+    fixture_site.delay = 0.2
+    job_id = submit(api, fixture_site.url("/fiction/1002"))
+    os.kill(_crawling_horse(api, job_id, worker), signal.SIGKILL)
+    fixture_site.delay = 0.0
+    job = wait_job(api, job_id, timeout=60)
+    assert job["status"] == "done", worker.log()
+    assert job["attempts"] == 2
+    assert "work-horse died" in job["last_error"]
+    statuses = [e["status"] for e in job["history"]]
+    assert statuses == ["queued", "crawling", "queued", "crawling", "parsing", "saving", "done"]
+    assert counts() == (1, 5, 0)
+
+
+def test_a_killed_worker_takes_its_horse_along_and_the_job_is_recovered(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker()
+    fixture_site.delay = 0.2
+    job_id = submit(api, fixture_site.url("/fiction/1002"))
+    horse = _crawling_horse(api, job_id, worker)
+    worker.kill()  # SIGKILL: no warm stop, no clean-up
+    # The horse must not outlive its worker: an orphan would go on writing to the RQ job
+    # that the reconciler hands to the next run.
+    assert wait_for(lambda: _gone(horse), timeout=10), f"horse {horse} outlived its worker"
+    fixture_site.delay = 0.0
+    replacement = start_worker()
+    settings = get_settings()
+    recovered: list[int] = []
+    # Once the dead worker's heartbeats are overdue, a reconcile pass sends the row back.
+    assert wait_for(
+        lambda: bool(recovered.extend(reconciler.reconcile(settings).recovered) or recovered),
+        timeout=60,
+        interval=0.5,
+    )
+    assert recovered == [job_id]
+    job = wait_job(api, job_id, timeout=60)
+    assert job["status"] == "done", replacement.log()
+    assert job["attempts"] == 2
+    assert "its worker was lost" in job["last_error"]
+    assert counts() == (1, 5, 0)
