@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop what `make up` started: SIGTERM (workers finish the job in hand), then wait.
+# Stop what scripts/up.sh started: SIGTERM (workers finish the job in hand), then wait.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for pidfile in data/run/*.pid; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Redis (and, with --postgres, PostgreSQL) answer on 127.0.0.1; install and start
-# them if they do not. Used by `make up`, `make test` and CI.
+# them if they do not. Used by scripts/up.sh, scripts/test.sh and CI.
 set -euo pipefail
 
 want_pg=0
@@ -26,11 +26,21 @@ if ! redis_up; then
 fi
 echo "redis: up on 127.0.0.1:6379"
 
+# A PostgreSQL installed here, for the tests alone: let its superuser in from 127.0.0.1
+# without a password, as on the CI machine (Debian's default asks for one over TCP).
+trust_local_postgres() {
+  local hba="/etc/postgresql/$1/main/pg_hba.conf"
+  grep -q '^host all postgres 127.0.0.1/32 trust' "$hba" && return
+  as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+}
+
 if [[ $want_pg -eq 1 ]]; then
   if ! pg_up; then
-    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    installed_now=0
+    if ! command -v pg_ctlcluster >/dev/null; then apt_install postgresql; installed_now=1; fi
     version=$(ls /etc/postgresql | sort -V | tail -n 1)
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    [[ $installed_now -eq 1 ]] && trust_local_postgres "$version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main restart || true
     for _ in $(seq 100); do pg_up && break; sleep 0.2; done
     pg_up || { echo "PostgreSQL did not start" >&2; exit 1; }
   fi

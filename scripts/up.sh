@@ -2,9 +2,11 @@
 # Bring the service up on embedded defaults -- SQLite in data/, the local Redis -- with an
 # API and two workers in the background, then ingest one fiction through the API and wait.
 # With no DEMO_URL, the fiction comes from the project's local demo site (a Royal Road
-# look-alike on 127.0.0.1:8765, aliased to the Royal Road adapter). `make down` stops all.
+# look-alike on 127.0.0.1:8765, aliased to the Royal Road adapter). scripts/down.sh stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/venv.sh
+scripts/ensure_services.sh
 PY=.venv/bin/python
 RUN=data/run
 mkdir -p "$RUN" data/logs
@@ -40,5 +42,5 @@ cat <<MSG
 Service is up:   API http://127.0.0.1:$API_PORT/docs   (logs in data/logs/)
 Dashboard:       .venv/bin/python cli.py dashboard   -> http://127.0.0.1:9181
 Ingest more:     curl -X POST 127.0.0.1:$API_PORT/ingest -H 'Content-Type: application/json' -d '{"url": "..."}'
-Stop:            make down
+Stop:            scripts/down.sh
 MSG
