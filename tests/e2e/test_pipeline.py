@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
-from db import session_scope
-from models import Chapter, Novel
+from crawler.sites.royalroad import WORD
+from db import get_engine, session_scope
+from models import Chapter, JobEvent, Novel
+from models.base import utcnow
 from tests.fixture_site import content
 from tests.fixture_site.server import FixtureSite
-from tests.utils.jobs import counts, history, submit, wait_job
+from tests.utils.jobs import TERMINAL, counts, history, submit, wait_job
 from tests.utils.services import ROOT
 
 FULL_RUN = ["queued", "crawling", "parsing", "saving", "done"]
@@ -32,10 +36,11 @@ def _check_novel_against_fixture(novel: Novel, fiction: Any, site: FixtureSite) 
     assert novel.title == fiction.title
     assert novel.author == fiction.author
     assert novel.tags == list(fiction.tags)
+    assert novel.warnings == list(fiction.warnings)
     assert novel.status == fiction.status
     assert novel.rating == pytest.approx(fiction.rating)
-    assert novel.word_count == fiction.word_count
-    assert [v["title"] for v in novel.volumes] == [v[1] for v in fiction.volumes]
+    assert novel.word_count == fiction.word_count  # the site's own figure
+    assert novel.volumes == _expected_volumes(fiction)
     assert novel.published_at == min(c.published_at for c in fiction.chapters)
     assert novel.cover_url and novel.cover_url.startswith("http")
     assert novel.description and fiction.description_html.strip()[:20] in novel.description
@@ -59,8 +64,25 @@ def _check_chapters_against_fixture(chapters: list[Chapter], fiction: Any) -> No
                 assert note not in stored.content_html
         if not (expected.notes_before or expected.notes_after):
             assert stored.author_notes_html is None
-        assert stored.word_count > 0
-        assert len(stored.content_hash) == 64
+        assert stored.word_count == _story_words(expected)
+        assert stored.content_hash == _sha256(stored.content_html)
+
+
+def _story_words(chapter: Any) -> int:
+    """Words of the story the fixture generated (no hidden line, no note), counted as the
+    adapter defines a word."""
+    return len(WORD.findall(" ".join(chapter.paragraphs)))
+
+
+def _sha256(html: str) -> str:
+    return hashlib.sha256(html.encode("utf-8")).hexdigest()
+
+
+def _expected_volumes(fiction: Any) -> list[dict[str, Any]]:
+    return [
+        {"site_volume_id": str(volume_id), "title": title, "order": order}
+        for volume_id, title, order in fiction.volumes
+    ]
 
 
 def _stored(novel_id: int) -> tuple[Novel, list[Chapter]]:
@@ -106,33 +128,93 @@ def _check_api_views(api: TestClient, novel_id: int, fiction: Any) -> None:
     novel = api.get(f"/novels/{novel_id}").json()
     assert novel["chapter_count"] == len(fiction.chapters)
     assert novel["title"] == fiction.title
+    assert novel["volumes"] == _expected_volumes(fiction)
+    assert novel["warnings"] == list(fiction.warnings)
+    assert novel["tags"] == list(fiction.tags)
+    assert novel["status"] == fiction.status
+    assert novel["rating"] == pytest.approx(fiction.rating)
+    assert novel["word_count"] == fiction.word_count
+    earliest = min(c.published_at for c in fiction.chapters)
+    assert datetime.fromisoformat(novel["published_at"]) == earliest
     listing = api.get(f"/novels/{novel_id}/chapters", params={"limit": 200}).json()
     assert [c["position"] for c in listing["items"]] == list(range(1, 49))
     assert listing["items"][0]["title"] == fiction.chapters[0].title
+    assert [c["word_count"] for c in listing["items"]] == [
+        _story_words(c) for c in fiction.chapters
+    ]
     chapter = api.get(f"/novels/{novel_id}/chapters/3").json()
     assert chapter["title"] == fiction.chapters[2].title
     assert fiction.chapters[2].paragraphs[0] in chapter["content_html"]
+    assert chapter["content_hash"] == _sha256(chapter["content_html"])
     assert api.get("/novels").json()["total"] == 1
 
 
 def test_each_status_is_observed_in_order(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    start_worker()
-    fixture_site.delay = 0.4  # every page takes 0.4 s: the crawl can be watched
+    """Queued, crawling, parsing, saving and done are each seen live through the API.
+
+    Nothing depends on timing. The worker starts only once QUEUED has been seen. Every
+    later move inserts one `job_events` row, with ids from a sequence nobody else uses
+    here: the moves to parsing, saving and done insert the queued event's id + 2, + 3 and
+    + 4. The test inserts those ids first, each in a transaction of its own left open, and
+    PostgreSQL makes the worker's insert of the same key wait on it: the move cannot
+    commit, the status stays put. Once the test has seen a status it rolls back the row
+    that holds the next move; the worker's insert then goes through unchanged.
+    """
     job_id = submit(api, _fiction_url(fixture_site, 1002))
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = api.get(f"/jobs/{job_id}").json()
-        if not seen or seen[-1] != job["status"]:
-            seen.append(job["status"])
-        if job["status"] in ("done", "error"):
-            break
-        time.sleep(0.01)
-    assert seen[0] == "queued" and "crawling" in seen and seen[-1] == "done"
-    assert seen == [s for s in FULL_RUN if s in seen], seen  # never out of order
+    seen = [api.get(f"/jobs/{job_id}").json()["status"]]  # no worker yet: it must be queued
+    queued_event = _queued_event_id(job_id)
+    holds: dict[str, _EventHold] = {}  # status seen -> the row holding the move after it
+    try:
+        for n, status in enumerate(["crawling", "parsing", "saving"], start=2):
+            holds[status] = _EventHold(job_id, queued_event + n)
+        worker = start_worker()
+        deadline = time.monotonic() + 60  # only so a broken run fails instead of hanging
+        while seen[-1] not in TERMINAL and time.monotonic() < deadline:
+            status = api.get(f"/jobs/{job_id}").json()["status"]
+            if status != seen[-1]:
+                seen.append(status)
+                if status in holds:
+                    holds[status].release()  # seen: let the next move commit
+            time.sleep(0.01)
+    finally:
+        for hold in holds.values():
+            hold.release()
+    assert seen == FULL_RUN, (seen, worker.log())
+    assert _event_ids(job_id) == list(range(queued_event, queued_event + 5))  # the held ids
     assert history(job_id) == FULL_RUN
+    assert counts() == (1, len(content.fiction(1002).chapters), 0)
+
+
+class _EventHold:
+    """An uncommitted `job_events` row with a chosen id: an insert of that id waits for it."""
+
+    def __init__(self, job_id: int, event_id: int) -> None:
+        self.connection = get_engine().connect()
+        row = {"id": event_id, "job_id": job_id, "status": "test-hold", "at": utcnow()}
+        self.connection.execute(insert(JobEvent).values(**row))
+
+    def release(self) -> None:
+        if not self.connection.closed:
+            self.connection.rollback()
+            self.connection.close()
+
+
+def _event_ids(job_id: int) -> list[int]:
+    with session_scope() as session:
+        stmt = select(JobEvent.id).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        return list(session.execute(stmt).scalars())
+
+
+def _queued_event_id(job_id: int) -> int:
+    """The job's one event so far, checked to be the sequence's last: the worker's events
+    take the ids that follow it."""
+    ids = _event_ids(job_id)
+    with session_scope() as session:
+        last = session.execute(text("SELECT last_value FROM job_events_id_seq")).scalar_one()
+    assert len(ids) == 1 and ids[0] == last, (ids, last)
+    return ids[0]
 
 
 @pytest.mark.parametrize(
