@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 import signal
 import subprocess
@@ -43,6 +44,12 @@ class RedisServer:
             self.proc.terminate()  # SIGTERM: redis flushes the AOF before exiting
             self.proc.wait(10)
 
+    def crash(self) -> None:
+        """SIGKILL: no final flush; the AOF may miss up to its last second of writes."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
 
 class Supervisor:
     """supervisord running N `python worker.py` and the reconciler, restarting the dead."""
@@ -81,10 +88,7 @@ directory={ROOT}
 autorestart=true
 startsecs=0
 startretries=1000
-stopsignal=TERM
-stopwaitsecs=120
-stopasgroup=false
-killasgroup=true
+{_shipped_stop_settings()}
 redirect_stderr=true
 stdout_logfile={self.dir}/%(program_name)s-%(process_num)02d.log
 
@@ -148,6 +152,17 @@ stdout_logfile={self.dir}/reconciler.log
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.dir.glob("*.log"))
+
+
+STOP_SETTINGS = ("stopsignal", "stopwaitsecs", "stopasgroup", "killasgroup")
+
+
+def _shipped_stop_settings() -> str:
+    """How deploy/'s supervisor program stops a worker: the tests stop workers the same way."""
+    shipped = configparser.ConfigParser(interpolation=None)
+    shipped.read(ROOT / "deploy" / "supervisor" / "novel-ingest.conf")
+    worker = shipped["program:novel-worker"]
+    return "\n".join(f"{key}={worker[key]}" for key in STOP_SETTINGS)
 
 
 def children(pid: int) -> list[int]:
