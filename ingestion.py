@@ -250,10 +250,23 @@ def abandon(
     return target if moved else None
 
 
+WARM_UP_NOVEL = NovelRecord(
+    site="warm-up", site_id="0", url="", title="", author=None, description=None,
+    cover_url=None, tags=(), status=None, word_count=None, rating=None, volumes=(), chapters=(),
+)  # fmt: skip
+
+
 def warm_up(session: Session) -> None:
-    """Run the statements of a job against no row (id 0), so they are compiled."""
+    """Run the statements of a job against no job row (id 0), so they are compiled.
+
+    The caller rolls the session back: the warm-up novel is never committed.
+    """
     claim(session, 0)
     record_progress(session, 0, run_id="warm-up", chapters_found=0)
-    transition(session, 0, JobStatus.PARSING, owner="warm-up")
+    for target in (JobStatus.PARSING, JobStatus.SAVING):
+        transition(session, 0, target, owner="warm-up", message="warm-up")
     transition(session, 0, JobStatus.QUEUED, owner="warm-up", message="warm-up")
+    novel_id = save_novel(session, WARM_UP_NOVEL)
+    save_chapters(session, novel_id, [])
+    transition(session, 0, JobStatus.DONE, owner="warm-up", novel_id=novel_id, chapters_saved=0)
     session.get(IngestionJob, 0)

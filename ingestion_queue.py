@@ -237,7 +237,8 @@ def perform(job_id: int) -> Retry | str:
 
 
 class IngestionWorker(Worker):
-    """A forking worker that settles a job's row when its work-horse dies.
+    """A forking worker whose children die with it, and that settles a job's row when its
+    work-horse dies.
 
     RQ then retries the RQ job (CRASH_RETRY); the row goes back to QUEUED so the retry can
     claim it, or to ERROR once the retries are spent.
@@ -251,13 +252,9 @@ class IngestionWorker(Worker):
         kwargs.setdefault("job_monitoring_interval", get_settings().worker_heartbeat)
         super().__init__(*args, **kwargs)
 
-    def fork_work_horse(self, job: Job, queue: Queue) -> None:
-        self._worker_pid = os.getpid()
-        super().fork_work_horse(job, queue)
-
-    def main_work_horse(self, job: Job, queue: Queue) -> None:
-        _die_with(self._worker_pid)
-        super().main_work_horse(job, queue)
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        _children_die_with_their_parent()
+        return bool(super().work(*args, **kwargs))
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
@@ -283,15 +280,29 @@ def _running_for(job: Job) -> float:
     return (datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds()
 
 
-def _die_with(parent: int) -> None:
-    """Have the kernel SIGKILL this work-horse when its worker dies (Linux).
+_forking = {"pid": 0, "hooked": False}
 
-    RQ puts the horse in a process group of its own, so neither a supervisor's group kill
-    nor a SIGKILL of the worker reaches it: an orphaned horse would go on writing to Redis
-    under an RQ job id that the reconciler may have handed to a new run.
+
+def _children_die_with_their_parent() -> None:
+    """From now on, every process this one forks is SIGKILLed by the kernel if it dies.
+
+    A worker's children are its work-horses and RQ's scheduler. RQ puts a horse in a
+    process group of its own, so neither a supervisor's group kill nor a SIGKILL of the
+    worker reaches it: an orphaned horse would go on writing under an RQ job id that the
+    reconciler may have handed to a new run, and an orphaned scheduler would run on,
+    unsupervised, holding the scheduler lock.
     """
-    if not sys.platform.startswith("linux"):
+    if _forking["hooked"] or not sys.platform.startswith("linux"):
         return
+    os.register_at_fork(before=_remember_parent, after_in_child=_die_with_parent)
+    _forking["hooked"] = True
+
+
+def _remember_parent() -> None:
+    _forking["pid"] = os.getpid()
+
+
+def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the worker died before the request took effect
+    if os.getppid() != _forking["pid"]:  # the parent died before the request took effect
         os._exit(1)

@@ -23,6 +23,7 @@ from scrapy.settings import default_settings
 from scrapy.utils.misc import load_object
 
 import crawler.crawl
+import db
 import ingestion
 from config import get_settings
 from crawler.settings import DISABLED_HANDLERS
@@ -107,6 +108,7 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+db.PRE_PING = False  # see db.py: a job's writes are retried on a dead connection
 preload()
 crawler.crawl.prepare(get_settings())
 freeze_heap()

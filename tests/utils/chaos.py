@@ -146,23 +146,28 @@ stdout_logfile={self.dir}/reconciler.log
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(150)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            except subprocess.TimeoutExpired:  # leave no process behind, whatever hangs
+                for pid in [*descendants(self.proc.pid), self.proc.pid]:
+                    kill(pid)
                 self.proc.wait(10)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.dir.glob("*.log"))
 
 
-STOP_SETTINGS = ("stopsignal", "stopwaitsecs", "stopasgroup", "killasgroup")
+STOP_SETTINGS = ("stopsignal", "stopasgroup", "killasgroup")
 
 
 def _shipped_stop_settings() -> str:
-    """How deploy/'s supervisor program stops a worker: the tests stop workers the same way."""
+    """How deploy/'s supervisor program stops a worker: the tests stop workers the same way.
+
+    All but the wait: the shipped one outlasts a 1-hour job, and a test must not hang for
+    that long if a worker does not stop; 120 s is ample for the tests' jobs.
+    """
     shipped = configparser.ConfigParser(interpolation=None)
     shipped.read(ROOT / "deploy" / "supervisor" / "novel-ingest.conf")
     worker = shipped["program:novel-worker"]
-    return "\n".join(f"{key}={worker[key]}" for key in STOP_SETTINGS)
+    return "\n".join([*(f"{key}={worker[key]}" for key in STOP_SETTINGS), "stopwaitsecs=120"])
 
 
 def children(pid: int) -> list[int]:
@@ -171,6 +176,10 @@ def children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in raw.split()]
+
+
+def descendants(pid: int) -> list[int]:
+    return [d for child in children(pid) for d in (child, *descendants(child))]
 
 
 def title(pid: int) -> str:
