@@ -22,12 +22,18 @@ def _horse_of(worker: WorkerProcess) -> int | None:
     return horses[0] if horses else None
 
 
-def _crawling_horse(api: TestClient, job_id: int, worker: WorkerProcess) -> int:
+def _job_in_a_horse(
+    api: TestClient, site: FixtureSite, start_worker: Any
+) -> tuple[WorkerProcess, int, int]:
+    """A worker, a job it is crawling (slowly: 0.2 s a page), and the horse running it."""
+    worker = start_worker()
+    site.delay = 0.2
+    job_id = submit(api, site.url("/fiction/1002"))
     assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
     assert wait_for(lambda: _horse_of(worker) is not None, timeout=10), worker.log()
     horse = _horse_of(worker)
     assert horse is not None
-    return horse
+    return worker, job_id, horse
 
 
 def _gone(pid: int) -> bool:
@@ -41,10 +47,8 @@ def _gone(pid: int) -> bool:
 def test_a_killed_horse_is_run_again_and_the_job_completes(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker = start_worker()
-    fixture_site.delay = 0.2
-    job_id = submit(api, fixture_site.url("/fiction/1002"))
-    os.kill(_crawling_horse(api, job_id, worker), signal.SIGKILL)
+    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker)
+    os.kill(horse, signal.SIGKILL)
     fixture_site.delay = 0.0
     job = wait_job(api, job_id, timeout=60)
     assert job["status"] == "done", worker.log()
@@ -55,14 +59,11 @@ def test_a_killed_horse_is_run_again_and_the_job_completes(
     assert counts() == (1, 5, 0)
 
 
-def test_a_killed_worker_takes_its_horse_along_and_the_job_is_recovered(
+def test_a_killed_worker_takes_its_children_along_and_the_job_is_recovered(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker = start_worker()
-    fixture_site.delay = 0.2
-    job_id = submit(api, fixture_site.url("/fiction/1002"))
-    horse = _crawling_horse(api, job_id, worker)
-    family = children(worker.pid)  # the horse, RQ's scheduler, perhaps a pre-forked spare
+    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker)
+    family = children(worker.pid)  # the horse and RQ's scheduler
     assert horse in family and len(family) >= 2, [title(pid) for pid in family]
     worker.kill()  # SIGKILL: no warm stop, no clean-up
     # No child may outlive its worker: an orphaned horse would go on writing to the RQ
