@@ -141,7 +141,8 @@ def reconcile(
     report = reconciler.reconcile(settings)
     console.print(
         f"recovered {len(report.recovered)}, failed {len(report.failed)}, "
-        f"pushed {report.push.pushed} of {report.push.found} queued"
+        f"pushed {report.push.pushed} of {report.push.found} queued, "
+        f"moved {report.retries_due} due retries"
     )
 
 

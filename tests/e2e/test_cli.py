@@ -59,7 +59,7 @@ def test_ingest_of_a_bad_url_says_why() -> None:
 def test_reconcile_once_reports_what_it_did() -> None:
     result = cli("reconcile")
     assert result.returncode == 0
-    assert "recovered 0, failed 0, pushed 0 of 0 queued" in result.stdout
+    assert "recovered 0, failed 0, pushed 0 of 0 queued, moved 0 due retries" in result.stdout
 
 
 @pytest.mark.parametrize("command", [("status", "999"), ("cancel", "999")])
