@@ -164,9 +164,10 @@ class Run:
 
     def _within_backoff_max(self, failure: IngestFailure) -> IngestFailure:
         """A site that asks for a longer wait than we are set to give is not retried early."""
-        wait, limit = getattr(failure, "retry_after", None), self.settings.job_retry_backoff_max
-        if wait is None or wait <= limit:
+        limit = self.settings.job_retry_backoff_max
+        if not isinstance(failure, RetryableFailure) or (failure.retry_after or 0.0) <= limit:
             return failure
+        wait = failure.retry_after or 0.0
         return PermanentFailure(
             f"{failure}; the site asks to wait {wait:.0f} s before trying again, longer than"
             f" JOB_RETRY_BACKOFF_MAX ({limit} s)"

@@ -168,7 +168,8 @@ def test_redis_outage_mid_run_loses_nothing(chaos: Chaos) -> None:
     first = [5200 + n for n in range(30)]
     started = time.monotonic()
     job_ids = _submit(chaos, first)
-    assert wait_for(lambda: _retry_pending(job_ids[-1]), timeout=60), chaos.supervisor.logs()
+    retried_job = job_ids[first.index(retried)]
+    assert wait_for(lambda: _retry_pending(retried_job), timeout=60), chaos.supervisor.logs()
     time.sleep(1.5)  # the AOF is fsynced every second: the scheduled retry is on disk
     chaos.redis.crash()  # SIGKILL: no final flush
     outage = time.monotonic()
@@ -184,7 +185,7 @@ def test_redis_outage_mid_run_loses_nothing(chaos: Chaos) -> None:
     fault = f"Redis SIGKILLed, down {back - outage:.1f} s, {len(during)} ingests meanwhile"
     _verdict(chaos, job_ids, first + during, started, fault_over=back, fault=fault)
     with session_scope() as session:
-        job = session.get(IngestionJob, job_ids[len(first) - 1])
+        job = session.get(IngestionJob, retried_job)
         assert job is not None and job.attempts == 2 and "HTTP 429" in (job.last_error or "")
 
 

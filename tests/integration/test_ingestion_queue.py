@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis import Redis
+from rq.scheduler import RQScheduler
 
 import ingestion_queue
-from models import JobStatus
-from tests.utils.factories import make_jobs
+from config import get_settings
+from db import session_scope
+from models import IngestionJob, JobStatus
+from tests.utils.factories import make_job, make_jobs
 from tests.utils.services import QUEUE_KEY, ROOT
 
 pytestmark = pytest.mark.usefixtures("pg_db")
@@ -88,7 +91,6 @@ def test_a_spent_rq_job_is_replaced_when_its_row_is_queued_again(redis_conn: Red
 
 
 def test_redis_unreachable_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from config import get_settings
     from errors import QueueUnavailableError
 
     [job_id] = _orphans(1)
@@ -135,8 +137,6 @@ def test_due_retries_are_enqueued_when_no_scheduler_runs(redis_conn: Redis) -> N
 
 
 def test_due_retries_are_left_to_a_live_scheduler(redis_conn: Redis) -> None:
-    from rq.scheduler import RQScheduler
-
     [job_id] = _orphans(1)
     _schedule_retry(redis_conn, job_id)
     live = RQScheduler([ingestion_queue.get_queue()], connection=redis_conn)
@@ -153,11 +153,6 @@ def test_due_retries_are_left_to_a_live_scheduler(redis_conn: Redis) -> None:
 def test_a_killed_horse_is_retried_unless_it_outran_the_timeout(
     redis_conn: Redis, ran_for: float, status: str, message: str
 ) -> None:
-    from config import get_settings
-    from db import session_scope
-    from models import IngestionJob
-    from tests.utils.factories import make_job
-
     job_id = make_job(status=JobStatus.SAVING, attempts=1, run_id="its-run")
     ingestion_queue.enqueue(job_id)
     queue = ingestion_queue.get_queue()
