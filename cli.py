@@ -114,10 +114,12 @@ def status(job_id: Annotated[int | None, typer.Argument()] = None, limit: int = 
 
 def _print_job(job: IngestionJob) -> None:
     fields = ("id", "source_url", "status", "error_message", "last_error", "attempts")
-    more = ("chapters_found", "chapters_fetched", "chapters_saved", "novel_id")
+    more = ("chapters_found", "chapters_fetched", "chapters_saved", "chapters_locked", "novel_id")
     times = ("created_at", "started_at", "finished_at")
     for name in fields + more + times:
-        console.print(f"{name:>16}: {getattr(job, name)}")
+        console.print(f"{name:>16}: {getattr(job, name)}", markup=False)
+    for line in job.warnings or []:
+        console.print(f"{'warning':>16}: {line}", markup=False)
 
 
 @app.command()

@@ -12,12 +12,13 @@ import resource
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
 from crawler import sites
 from crawler.crawl import crawl
-from crawler.items import ChapterRecord, FictionRef, NovelRecord
+from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import SiteAdapter
 from crawler.spiders.fiction import CrawlResult
 from db import OUTAGE_ERRORS, riding_outages, session_scope
@@ -27,6 +28,8 @@ from errors import (
     ParseError,
     PermanentFailure,
     RetryableFailure,
+    classify,
+    safe_message,
 )
 from models import RUNNING, IngestionJob, JobStatus
 from models.ingestion_job import claim, record_progress, transition
@@ -71,9 +74,9 @@ def run_ingestion(
         return run.fail(failure)
     except fatal:
         raise
-    except Exception as error:  # a bug or an outage: retry, and keep the trace in the log
+    except Exception as error:  # an outage is retried, a bug is not; the trace is logged
         log.exception("job %s: unexpected error", job_id)
-        return run.fail(RetryableFailure(f"internal error: {type(error).__name__}: {error}"))
+        return run.fail(classify(error, doing=f"ingest {job.source_url}"))
 
 
 @dataclass
@@ -100,7 +103,11 @@ class Run:
         chapters = parse_chapters(adapter, fetched.novel, fetched.chapter_pages)
         marks.append(time.monotonic())
         self.move(JobStatus.SAVING, message=f"{len(chapters)} chapters parsed")
-        self._save(fetched.novel, chapters)
+        try:
+            self._save(fetched.novel, chapters)
+        except SQLAlchemyError as error:  # outages were ridden out above: the data was refused
+            log.exception("job %s: the database refused the novel", self.job_id)
+            raise classify(error, doing="store novel") from error
         marks.append(time.monotonic())
         log.info(
             "job %s done: %s chapters; claim %.0f ms, crawl %.0f ms, parse %.0f ms, save %.0f ms;"
@@ -126,6 +133,7 @@ class Run:
 
     @riding_outages
     def _save(self, novel: NovelRecord, chapters: list[ChapterRecord]) -> None:
+        locked = sum(c.locked for c in chapters)
         with session_scope() as session:
             novel_id = save_novel(session, novel)
             saved = save_chapters(session, novel_id, chapters)
@@ -134,9 +142,12 @@ class Run:
                 self.job_id,
                 JobStatus.DONE,
                 owner=self.run_id,
-                message=f"{saved} chapters saved",
+                message=f"{saved} chapters saved"
+                + (f", {locked} of them locked" if locked else ""),
                 novel_id=novel_id,
                 chapters_saved=saved,
+                chapters_locked=locked,
+                warnings=job_warnings(novel, locked),
             ):
                 raise RunLost  # rolls the writes back with the refused move
 
@@ -188,13 +199,44 @@ def _final_message(reason: str, attempts: int, *, final: bool) -> str:
 def parse_chapters(
     adapter: SiteAdapter, novel: NovelRecord, pages: dict[str, str]
 ) -> list[ChapterRecord]:
+    """Every chapter of the listing: parsed from its page, or locked without text."""
     records = []
     for ref in novel.chapters:
+        if ref.locked:
+            records.append(ChapterRecord.locked_from(ref))
+            continue
         page = pages.get(ref.site_chapter_id)
         if page is None:
             raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
-        records.append(adapter.parse_chapter(page, ref))
+        records.append(_parse_chapter(adapter, page, ref))
     return records
+
+
+def _parse_chapter(adapter: SiteAdapter, page: str, ref: ChapterRef) -> ChapterRecord:
+    try:
+        return adapter.parse_chapter(page, ref)
+    except IngestFailure:
+        raise
+    except Exception as error:  # a parser bug: it fails the same way on every attempt
+        log.exception("parser failed on chapter %s (%s)", ref.site_chapter_id, ref.url)
+        raise classify(error, doing=f"parse chapter {ref.site_chapter_id} ({ref.url})") from error
+
+
+WARNINGS_MAX = 50  # lines kept per job; the rest is summed up in one line
+
+
+def job_warnings(novel: NovelRecord, locked: int) -> list[str]:
+    """What the job shows under `warnings`: fields not read, chapters not served."""
+    lines = list(novel.parse_warnings)
+    if locked:
+        lines.append(
+            f"{locked} chapters are locked on the site (premium, or not yet published):"
+            " stored with their title and date, without text"
+        )
+    kept = [safe_message(line, limit=300) for line in lines[:WARNINGS_MAX]]
+    if len(lines) > WARNINGS_MAX:
+        kept.append(f"... and {len(lines) - WARNINGS_MAX} more")
+    return kept
 
 
 class ProgressListener:
@@ -269,5 +311,15 @@ def warm_up(session: Session) -> None:
     transition(session, 0, JobStatus.QUEUED, owner="warm-up", message="warm-up")
     novel_id = save_novel(session, WARM_UP_NOVEL)
     save_chapters(session, novel_id, [])
-    transition(session, 0, JobStatus.DONE, owner="warm-up", novel_id=novel_id, chapters_saved=0)
+    transition(
+        session,
+        0,
+        JobStatus.DONE,
+        owner="warm-up",
+        message="warm-up",
+        novel_id=novel_id,
+        chapters_saved=0,
+        chapters_locked=0,
+        warnings=[],
+    )
     session.get(IngestionJob, 0)

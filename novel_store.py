@@ -2,19 +2,25 @@
 
 Running the same ingestion twice, or two at once, leaves one novel row and one row per
 chapter. Chapters the site no longer lists are removed, so positions stay unique.
+Every value is checked against its column before it is sent (a number in range, a string
+that fits, a required value present): a record the database would refuse ends the job
+with a message naming the field, never with the database's error and the statement.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Float, Integer, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.items import ChapterRecord, NovelRecord
+from crawler.sites.fields import INT_MAX
+from errors import StoreError
 from models import Chapter, Novel
 from models.base import utcnow
 
@@ -27,8 +33,37 @@ def _insert(session: Session, model: type) -> Any:
     return module.insert(model)
 
 
+def check_values(table: Table, values: dict[str, Any], *, what: str) -> None:
+    """Raise StoreError if a value cannot go into its column as it is."""
+    for name, value in values.items():
+        column = table.columns.get(name)
+        if column is None:
+            continue
+        problem = _problem(column.type, value, nullable=column.nullable)
+        if problem is not None:
+            raise StoreError(f"could not store {what}: {name} {problem}")
+
+
+def _problem(kind: Any, value: Any, *, nullable: bool | None) -> str | None:
+    if value is None:
+        return None if nullable else "missing"
+    if (
+        isinstance(kind, Integer)
+        and isinstance(value, int)
+        and not -INT_MAX - 1 <= value <= INT_MAX
+    ):
+        return f"out of range ({value})"
+    if isinstance(kind, Float) and isinstance(value, float) and not math.isfinite(value):
+        return f"not a number ({value})"
+    length = getattr(kind, "length", None) if isinstance(kind, String) else None
+    if length and isinstance(value, str) and len(value) > length:
+        return f"too long ({len(value)} characters, at most {length})"
+    return None
+
+
 def save_novel(session: Session, novel: NovelRecord) -> int:
     values = _novel_values(novel)
+    check_values(Novel.__table__, values, what="novel")  # type: ignore[arg-type]
     stmt = _insert(session, Novel).values(**values, created_at=values["updated_at"])
     stmt = stmt.on_conflict_do_update(index_elements=["site", "site_novel_id"], set_=values)
     session.execute(stmt)
@@ -46,7 +81,7 @@ def _novel_values(novel: NovelRecord) -> dict[str, Any]:
         "description": novel.description,
         "cover_url": novel.cover_url,
         "tags": list(novel.tags),
-        "warnings": list(novel.warnings),
+        "warnings": list(novel.content_warnings),
         "status": novel.status,
         "word_count": novel.word_count,
         "rating": novel.rating,
@@ -60,6 +95,9 @@ def save_chapters(session: Session, novel_id: int, chapters: Sequence[ChapterRec
     now = utcnow()
     for start in range(0, len(chapters), BATCH):
         rows = [_chapter_values(novel_id, c, now) for c in chapters[start : start + BATCH]]
+        for row in rows:
+            what = f"chapter {row['site_chapter_id']}"
+            check_values(Chapter.__table__, row, what=what)  # type: ignore[arg-type]
         stmt = _insert(session, Chapter).values(rows)
         updated = {k: stmt.excluded[k] for k in rows[0] if k not in ("created_at", "novel_id")}
         session.execute(

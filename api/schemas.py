@@ -28,6 +28,9 @@ class Progress(BaseModel):
     chapters_found: int
     chapters_fetched: int
     chapters_saved: int
+    chapters_locked: int = Field(
+        description="chapters the site lists but does not serve (premium, scheduled)"
+    )
 
 
 class JobEventPublic(BaseModel):
@@ -47,6 +50,9 @@ class JobPublic(BaseModel):
     last_error: str | None
     attempts: int
     progress: Progress
+    warnings: list[str] = Field(
+        description="fields the job could not read (stored as null), chapters it found locked"
+    )
     novel_id: int | None
     created_at: datetime
     updated_at: datetime
@@ -99,13 +105,14 @@ class ChapterSummary(BaseModel):
     title: str
     published_at: datetime | None
     url: str
-    word_count: int
+    locked: bool = Field(description="listed by the site but not served: no text")
+    word_count: int | None
 
 
 class ChapterPublic(ChapterSummary):
-    content_html: str
+    content_html: str | None
     author_notes_html: str | None
-    content_hash: str
+    content_hash: str | None
 
 
 class ErrorBody(BaseModel):

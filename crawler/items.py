@@ -32,6 +32,7 @@ class ChapterRef:
     title: str
     volume: str | None = None  # volume title, None when the fiction has no volumes
     published_at: datetime | None = None  # timezone-aware UTC
+    locked: bool = False  # listed but not served (premium, scheduled): never fetched
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ class NovelRecord:
     rating: float | None
     volumes: tuple[VolumeRecord, ...]
     chapters: tuple[ChapterRef, ...]
-    warnings: tuple[str, ...] = field(default=())
+    content_warnings: tuple[str, ...] = field(default=())  # the site's, e.g. "Gore"
     published_at: datetime | None = None  # earliest chapter date
+    # Fields the parser could not read (stored as null), in words: the job's warnings.
+    parse_warnings: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,25 @@ class ChapterRecord:
     title: str
     volume: str | None
     published_at: datetime | None
-    content_html: str  # story text only, hidden anti-piracy elements removed
+    content_html: str | None  # story text only, hidden anti-piracy elements removed
     author_notes_html: str | None  # notes before and after, kept apart from the story
-    word_count: int
-    content_hash: str  # sha256 hex of content_html
+    word_count: int | None
+    content_hash: str | None  # sha256 hex of content_html
+    locked: bool = False  # the site lists it but does not serve it: no text
+
+    @classmethod
+    def locked_from(cls, ref: ChapterRef) -> ChapterRecord:
+        """The record of a chapter the site does not serve: its listing, no text."""
+        return cls(
+            site_chapter_id=ref.site_chapter_id,
+            url=ref.url,
+            position=ref.position,
+            title=ref.title,
+            volume=ref.volume,
+            published_at=ref.published_at,
+            content_html=None,
+            author_notes_html=None,
+            word_count=None,
+            content_hash=None,
+            locked=True,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -25,9 +25,11 @@ class Chapter(Base):
     title: Mapped[str] = mapped_column(String(512))
     url: Mapped[str] = mapped_column(String(2048))
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    content_html: Mapped[str] = mapped_column(Text)
+    # A locked chapter (listed by the site, not served: premium, scheduled) has no text.
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    content_html: Mapped[str | None] = mapped_column(Text)
     author_notes_html: Mapped[str | None] = mapped_column(Text)
-    word_count: Mapped[int] = mapped_column(Integer)
-    content_hash: Mapped[str] = mapped_column(String(64))
+    word_count: Mapped[int | None] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

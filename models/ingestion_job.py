@@ -14,9 +14,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, insert, text, update
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, insert, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from errors import safe_message
 from models.base import Base, UTCDateTime, utcnow
 
 
@@ -77,6 +78,11 @@ class IngestionJob(Base):
     chapters_found: Mapped[int] = mapped_column(Integer, default=0)
     chapters_fetched: Mapped[int] = mapped_column(Integer, default=0)
     chapters_saved: Mapped[int] = mapped_column(Integer, default=0)
+    chapters_locked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What the run could not read (fields stored as null), each a line a user can read.
+    warnings: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )
     novel_id: Mapped[int | None] = mapped_column(ForeignKey("novels.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -112,8 +118,9 @@ def transition(
 
     `owner` restricts the move to the run that owns the job; `expected` narrows the
     allowed source statuses. Returns whether the move happened; a refused move changes
-    nothing. The caller commits.
+    nothing. The caller commits. `message` is made safe to show (errors.safe_message).
     """
+    message = None if message is None else safe_message(message)
     sources = sources_of(target)
     if expected is not None:
         sources = sources & frozenset(expected)

@@ -12,23 +12,32 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from parsel import Selector, SelectorList
 
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord, VolumeRecord
+from crawler.sites.fields import INT_MAX, FieldNotes, parse_count, parse_id, parse_number
 from errors import InvalidURLError, ParseError
 
-# Ids are at most 18 digits: the site's are 6-7, and a longer one is not a fiction anyone has.
+# Ids are at most 18 ASCII digits: the site's are 6-7, and a longer one is not a fiction
+# anyone has. ([0-9], not \d: \d also matches other scripts' digits.)
 FICTION_PATH = re.compile(
-    r"^/fiction/(?P<id>\d{1,18})(?:/[^/]*)?(?:/chapter/\d{1,18}(?:/[^/]*)?)?/?$"
+    r"^/fiction/(?P<id>[0-9]{1,18})(?:/[^/]*)?(?:/chapter/[0-9]{1,18}(?:/[^/]*)?)?/?$"
 )
-CHAPTER_ID = re.compile(r"/chapter/(?P<id>\d+)")
+CHAPTER_ID = re.compile(r"/chapter/(?P<id>[0-9]{1,18})(?:/|$)")
 STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
 WINDOW_ARRAY = r"window\.{name}\s*=\s*(\[.*?\])\s*;"
 WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 NOTES_SEPARATOR = "\n<hr/>\n"
+# The "Pages" popover: "This story would be 2,845 pages long as a published paperback
+# book. This is an estimate based on an average of 275 words per page, calculated from
+# 782,406 words." Only a count followed by "words" (and not "words per ...") is the
+# story's length; the pages and words-per-page figures are not.
+STORY_WORDS = re.compile(r"(?<![\w,.])([0-9][0-9,]*)\s+words\b(?!\s+(?:a|per)\b)", re.I)
+NO_COVER = "nocover"  # the site's placeholder image: the fiction has no cover
 
 
 class RoyalRoadAdapter:
@@ -44,7 +53,7 @@ class RoyalRoadAdapter:
                 f"{url} is not a Royal Road fiction URL; use /fiction/<id>[/<slug>] "
                 "or a chapter URL /fiction/<id>/<slug>/chapter/<chapter id>/<slug>"
             )
-        site_id = match.group("id")
+        site_id = str(int(match.group("id")))  # /fiction/0024 is fiction 24
         return FictionRef(site=self.name, site_id=site_id, url=f"{base}/fiction/{site_id}")
 
     def parse_fiction(self, html: str, url: str) -> NovelRecord:
@@ -52,8 +61,10 @@ class RoyalRoadAdapter:
         title = _text(page.css(".fic-header h1"))
         if not title:
             raise ParseError(f"{url} is not a Royal Road fiction page: it has no fiction title")
-        volumes = _volumes(html)
-        chapters = _chapters(page, html, url, {v.site_volume_id: v.title for v in volumes})
+        notes = FieldNotes()
+        book = _json_ld(page)
+        volumes = _volumes(html, notes)
+        chapters = _chapters(page, html, url, {v.site_volume_id: v.title for v in volumes}, notes)
         if chapters is None:
             raise ParseError(f"{url} is not a Royal Road fiction page: it has no chapter list")
         dates = [c.published_at for c in chapters if c.published_at is not None]
@@ -62,17 +73,18 @@ class RoyalRoadAdapter:
             site_id=self.fiction_ref(url, base="").site_id,
             url=url,
             title=title,
-            author=_author(page),
-            description=_description(page),
-            cover_url=_cover(page, url),
-            tags=tuple(_texts(page.css(".fiction-info .tags a.fiction-tag"))),
-            status=_status(page),
-            word_count=_word_count(page),
-            rating=_float(page.css('meta[property="books:rating:value"]::attr(content)').get()),
+            author=_author(page, book, notes),
+            description=_description(page, book, notes),
+            cover_url=_cover(page, book, url, notes),
+            tags=_tags(page, book, notes),
+            status=_status(page, notes),
+            word_count=_word_count(page, notes),
+            rating=_rating(page, book, notes),
             volumes=volumes,
             chapters=tuple(chapters),
-            warnings=_warnings(page),
+            content_warnings=_content_warnings(page),
             published_at=min(dates) if dates else None,
+            parse_warnings=tuple(notes.lines),
         )
 
     def parse_chapter(self, html: str, ref: ChapterRef) -> ChapterRecord:
@@ -112,76 +124,138 @@ def _texts(nodes: SelectorList[Selector]) -> list[str]:
     return [t for t in (" ".join(" ".join(n.css("::text").getall()).split()) for n in nodes) if t]
 
 
-def _author(page: Selector) -> str | None:
-    link = _text(page.css('.fic-header a[href^="/profile/"]'))
-    meta = page.css('meta[property="books:author"]::attr(content)').get()
-    return link or (meta.strip() if meta else None) or _json_ld(page).get("author_name")
-
-
-def _json_ld(page: Selector) -> dict[str, str | None]:
+def _json_ld(page: Selector) -> dict[str, Any]:
+    """The page's schema.org Book, or {}."""
     for raw in page.css('script[type="application/ld+json"]::text').getall():
         try:
             data = json.loads(raw)
         except ValueError:
             continue
         if isinstance(data, dict) and data.get("@type") == "Book":
-            author = data.get("author")
-            name = author.get("name") if isinstance(author, dict) else None
-            return {"author_name": name, "description": data.get("description")}
+            return data
     return {}
 
 
-def _description(page: Selector) -> str | None:
+def _author(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | None:
+    link = _text(page.css('.fic-header a[href^="/profile/"]'))
+    meta = (page.css('meta[property="books:author"]::attr(content)').get() or "").strip()
+    person = book.get("author")
+    named = person.get("name") if isinstance(person, dict) else None
+    author = link or meta or (named.strip() if isinstance(named, str) else "")
+    if not author:
+        notes.unread("author", "no author link, books:author or JSON-LD author on the page")
+    return author or None
+
+
+def _description(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | None:
     node = page.css(".fiction-info .description .hidden-content")
     if node:
         return _inner_html(node[0]) or None
-    return (
-        _json_ld(page).get("description")
-        or page.css('meta[property="og:description"]::attr(content)').get()
-    )
-
-
-def _cover(page: Selector, url: str) -> str | None:
-    src = page.css(".fic-header img.thumbnail::attr(src)").get()
-    src = src or page.css('meta[property="og:image"]::attr(content)').get()
-    return urljoin(url, src.strip()) if src else None
-
-
-def _status(page: Selector) -> str | None:
-    for label in _texts(page.css("span.label")):
-        if label.lower() in STATUSES:
-            return label.lower()
+    # og:description is cut short ("(...)"): a wrong value; the JSON-LD one is whole.
+    described = book.get("description")
+    if isinstance(described, str) and described.strip():
+        return described.strip()
+    notes.unread("description", "no description block or JSON-LD description")
     return None
 
 
-def _warnings(page: Selector) -> tuple[str, ...]:
-    for strong in page.css("strong"):
-        if "warning" in " ".join(strong.css("::text").getall()).lower():
-            items = strong.xpath("following::ul[1]/li")
-            return tuple(_texts(items))
+def _cover(page: Selector, book: dict[str, Any], url: str, notes: FieldNotes) -> str | None:
+    image = book.get("image")
+    src = (
+        page.css(".fic-header img.thumbnail::attr(src)").get()
+        or page.css('meta[property="og:image"]::attr(content)').get()
+        or (image if isinstance(image, str) else None)
+    )
+    if not src or not src.strip():
+        notes.unread("cover_url", "no cover image on the page")
+        return None
+    return None if NO_COVER in src else urljoin(url, src.strip())
+
+
+def _tags(page: Selector, book: dict[str, Any], notes: FieldNotes) -> tuple[str, ...]:
+    if page.css(".fiction-info .tags"):
+        return tuple(_texts(page.css(".fiction-info .tags a.fiction-tag")))
+    genres = book.get("genre")  # the same list, where the tag block is not rendered
+    if isinstance(genres, list) and all(isinstance(g, str) for g in genres):
+        return tuple(" ".join(g.split()) for g in genres if g.strip())
+    notes.note("tags not read: no tag block or JSON-LD genre on the page; stored as none")
     return ()
 
 
-def _word_count(page: Selector) -> int | None:
-    raw = page.css('i[title="Story Length"]::attr(data-content)').get()
-    digits = re.sub(r"[^\d]", "", raw or "")
-    return int(digits) if digits else None
+def _status(page: Selector, notes: FieldNotes) -> str | None:
+    for label in _texts(page.css("span.label")):
+        if label.lower() in STATUSES:
+            return label.lower()
+    notes.unread("status", "no status label (COMPLETED, ONGOING, HIATUS, ...) on the page")
+    return None
 
 
-def _float(raw: str | None) -> float | None:
-    try:
-        return float(raw) if raw else None
-    except ValueError:
+def _content_warnings(page: Selector) -> tuple[str, ...]:
+    """The fiction's "Warning: This fiction contains" list; none when it has no such block."""
+    for strong in page.css("strong"):
+        if " ".join(strong.css("::text").getall()).strip().lower() != "warning":
+            continue
+        if strong.xpath("ancestor::*[contains(@class, 'description')]"):
+            continue  # the author's own words, not the site's warning block
+        return tuple(_texts(strong.xpath("following-sibling::ul[1]/li")))
+    return ()
+
+
+def _word_count(page: Selector, notes: FieldNotes) -> int | None:
+    popover = page.css('i[title="Story Length"]::attr(data-content)').get()
+    if popover is None:
+        notes.unread("word_count", "no Story Length popover on the page")
         return None
+    counts = {c for c in STORY_WORDS.findall(popover)}
+    if len(counts) != 1:
+        notes.unread(
+            "word_count",
+            f"the Story Length popover states no single word count ({popover[:120]!r})",
+        )
+        return None
+    raw = counts.pop()
+    words = parse_count(raw)
+    if words is None:
+        notes.unread("word_count", f"{raw!r} words is not a count the store can hold")
+    return words
 
 
-def _volumes(html: str) -> tuple[VolumeRecord, ...]:
-    raw = _window_array(html, "volumes")
-    volumes = [
-        VolumeRecord(str(v["id"]), str(v.get("title") or ""), int(v.get("order") or 0))
-        for v in raw
-        if isinstance(v, dict) and "id" in v
-    ]
+def _rating(page: Selector, book: dict[str, Any], notes: FieldNotes) -> float | None:
+    aggregate = book.get("aggregateRating")
+    aggregate = aggregate if isinstance(aggregate, dict) else {}
+    raw = page.css('meta[property="books:rating:value"]::attr(content)').get()
+    value = parse_number(raw if raw is not None else aggregate.get("ratingValue"))
+    scale = parse_number(page.css('meta[property="books:rating:scale"]::attr(content)').get())
+    scale = scale or parse_number(aggregate.get("bestRating")) or 5.0
+    if value is None:
+        if raw is not None or aggregate:
+            notes.unread("rating", f"{raw or aggregate.get('ratingValue')!r} is not a rating")
+        else:
+            notes.unread("rating", "no books:rating:value or JSON-LD rating on the page")
+        return None
+    if value == 0 or aggregate.get("ratingCount") == 0:
+        return None  # not rated yet: no rating, not a rating of 0
+    if not 0 < value <= scale:
+        notes.unread("rating", f"{value} is outside the site's scale 0-{scale:g}")
+        return None
+    return value
+
+
+def _volumes(html: str, notes: FieldNotes) -> tuple[VolumeRecord, ...]:
+    volumes: list[VolumeRecord] = []
+    for entry in _window_array(html, "volumes"):
+        if not isinstance(entry, dict) or (volume_id := parse_id(entry.get("id"))) is None:
+            notes.note("a volume without an id in window.volumes was skipped")
+            continue
+        order = parse_number(entry.get("order"))
+        title = entry.get("title")
+        volumes.append(
+            VolumeRecord(
+                volume_id,
+                " ".join(title.split()) if isinstance(title, str) else "",
+                int(order) if order is not None and abs(order) <= INT_MAX else len(volumes),
+            )
+        )
     return tuple(sorted(volumes, key=lambda v: v.order))
 
 
@@ -197,55 +271,117 @@ def _window_array(html: str, name: str) -> list[object]:
 
 
 def _chapters(
-    page: Selector, html: str, url: str, volumes: dict[str, str]
+    page: Selector, html: str, url: str, volumes: dict[str, str], notes: FieldNotes
 ) -> list[ChapterRef] | None:
-    if page.css("table#chapters"):
-        rows = page.css("table#chapters tbody tr.chapter-row[data-url]")
-        return [_row_ref(row, n, url, volumes) for n, row in enumerate(rows, start=1)]
+    """The table of contents in reading order, from `window.chapters` or the table.
+
+    The inline script is the whole list with the site's own flags (`isUnlocked`,
+    `visible`): chapters it lists but does not serve are kept, locked. The rendered table
+    is the fallback (and what older pages have).
+    """
+    listing = Listing(url, volumes, notes)
     scripted = [c for c in _window_array(html, "chapters") if isinstance(c, dict)]
     if scripted:
-        return [_script_ref(c, n, url, volumes) for n, c in enumerate(scripted, start=1)]
-    return None
+        refs = listing.from_script(scripted)
+    elif page.css("table#chapters"):
+        refs = listing.from_rows(page.css("table#chapters tbody tr.chapter-row[data-url]"))
+    else:
+        return None
+    listing.report()
+    return refs
 
 
-def _row_ref(row: Selector, position: int, url: str, volumes: dict[str, str]) -> ChapterRef:
-    chapter_url = urljoin(url, row.attrib["data-url"])
-    return ChapterRef(
-        site_chapter_id=_chapter_id(chapter_url),
-        url=chapter_url,
-        position=position,
-        title=_text(row.css("td:first-child a")) or _text(row.css("td")),
-        volume=volumes.get(row.attrib.get("data-volume-id", "null")),
-        published_at=_row_date(row),
-    )
+class Listing:
+    """Turns table-of-contents entries into ChapterRefs, counting what it could not read."""
+
+    def __init__(self, url: str, volumes: dict[str, str], notes: FieldNotes) -> None:
+        self.url, self.volumes, self.notes = url, volumes, notes
+        self.undated = self.untitled = self.no_volume = self.skipped = 0
+
+    def from_script(self, entries: list[dict[str, Any]]) -> list[ChapterRef]:
+        refs: list[ChapterRef] = []
+        for entry in entries:
+            chapter_id = parse_id(entry.get("id"))
+            link = entry.get("url")
+            chapter_url = urljoin(self.url, link) if isinstance(link, str) and link else None
+            if chapter_id is None and chapter_url is not None:
+                chapter_id = _chapter_id(chapter_url)
+            if chapter_id is None:
+                self.skipped += 1
+                continue
+            date = entry.get("date")
+            refs.append(
+                ChapterRef(
+                    site_chapter_id=chapter_id,
+                    url=chapter_url or urljoin(self.url, f"/fiction/chapter/{chapter_id}"),
+                    position=len(refs) + 1,
+                    title=self._title(entry.get("title")),
+                    volume=self._volume(entry.get("volumeId")),
+                    published_at=self._dated(_iso_date(date) if isinstance(date, str) else None),
+                    locked=entry.get("isUnlocked") is False or entry.get("visible") in (0, False),
+                )
+            )
+        return refs
+
+    def from_rows(self, rows: SelectorList[Selector]) -> list[ChapterRef]:
+        refs: list[ChapterRef] = []
+        for row in rows:
+            chapter_url = urljoin(self.url, row.attrib["data-url"])
+            chapter_id = _chapter_id(chapter_url)
+            if chapter_id is None:
+                self.skipped += 1
+                continue
+            refs.append(
+                ChapterRef(
+                    site_chapter_id=chapter_id,
+                    url=chapter_url,
+                    position=len(refs) + 1,
+                    title=self._title(_text(row.css("td:first-child a")) or _text(row.css("td"))),
+                    volume=self._volume(row.attrib.get("data-volume-id")),
+                    published_at=self._dated(_row_date(row)),
+                )
+            )
+        return refs
+
+    def _title(self, raw: object) -> str:
+        title = " ".join(raw.split()) if isinstance(raw, str) else ""
+        self.untitled += not title
+        return title
+
+    def _volume(self, raw: object) -> str | None:
+        if raw is None or raw == "null":
+            return None
+        title = self.volumes.get(parse_id(raw) or "")
+        self.no_volume += title is None
+        return title
+
+    def _dated(self, when: datetime | None) -> datetime | None:
+        self.undated += when is None
+        return when
+
+    def report(self) -> None:
+        for count, what in (
+            (self.skipped, "listed without a chapter id: skipped"),
+            (self.untitled, "without a title"),
+            (self.undated, "published_at not read; stored as null"),
+            (
+                self.no_volume,
+                "volume not read (an id window.volumes does not list); stored as null",
+            ),
+        ):
+            if count:
+                self.notes.note(f"{count} chapters {what}")
 
 
-def _script_ref(
-    chapter: dict[str, object], position: int, url: str, volumes: dict[str, str]
-) -> ChapterRef:
-    chapter_url = urljoin(url, str(chapter.get("url") or ""))
-    date = chapter.get("date")
-    return ChapterRef(
-        site_chapter_id=str(chapter.get("id") or _chapter_id(chapter_url)),
-        url=chapter_url,
-        position=position,
-        title=" ".join(str(chapter.get("title") or "").split()),
-        volume=volumes.get(str(chapter.get("volumeId"))),
-        published_at=_iso_date(str(date)) if date else None,
-    )
-
-
-def _chapter_id(url: str) -> str:
-    match = CHAPTER_ID.search(url)
-    if match is None:
-        raise ParseError(f"chapter link {url} has no chapter id")
-    return match.group("id")
+def _chapter_id(url: str) -> str | None:
+    match = CHAPTER_ID.search(urlsplit(url).path)
+    return parse_id(match.group("id")) if match else None
 
 
 def _row_date(row: Selector) -> datetime | None:
-    unix = row.css("time::attr(unixtime)").get()
-    if unix and unix.strip().isdigit():
-        return datetime.fromtimestamp(int(unix), tz=UTC)
+    unix = parse_count(row.css("time::attr(unixtime)").get())
+    if unix is not None:
+        return datetime.fromtimestamp(unix, tz=UTC)
     stamp = row.css("time::attr(datetime)").get()
     return _iso_date(stamp) if stamp else None
 

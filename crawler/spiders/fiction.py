@@ -8,6 +8,7 @@ not a correct novel.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +22,9 @@ from crawler.failures import classify
 from crawler.items import ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import SiteAdapter
 from errors import IngestFailure
+from errors import classify as classify_error
+
+log = logging.getLogger(__name__)
 
 
 class CrawlListener(Protocol):
@@ -59,6 +63,8 @@ class FictionSpider(scrapy.Spider):
         self.result.novel = novel
         self.listener.chapters_found(len(novel.chapters))
         for ref in novel.chapters:
+            if ref.locked:  # listed, not served: fetching it would only fetch a lock page
+                continue
             yield scrapy.Request(
                 ref.url, callback=self.keep_chapter, errback=self.failed, cb_kwargs={"ref": ref}
             )
@@ -77,6 +83,9 @@ class FictionSpider(scrapy.Spider):
             novel: NovelRecord = parse()
         except IngestFailure as error:
             self._stop(error)
+        except Exception as error:  # a parser bug: the same page fails the same way again
+            log.exception("parser failed on the fiction page %s", self.ref.url)
+            self._stop(classify_error(error, doing=f"parse the fiction page {self.ref.url}"))
         return novel
 
     def _stop(self, error: IngestFailure) -> None:

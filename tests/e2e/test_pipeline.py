@@ -115,7 +115,9 @@ def test_fiction_is_ingested_end_to_end(
             "chapters_found": 48,
             "chapters_fetched": 48,
             "chapters_saved": 48,
+            "chapters_locked": 0,
         }
+        assert job["warnings"] == []
         assert [e["status"] for e in job["history"]] == FULL_RUN
         novel, chapters = _stored(job["novel_id"])
         _check_novel_against_fixture(novel, fiction, fixture_site)

@@ -6,7 +6,7 @@ All text is generated here (seeded), never copied from a real site.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -66,6 +66,13 @@ class FixtureChapter:
     hidden_text: str
     notes_before: str | None
     notes_after: str | None
+    # "open"; "premium" (window.chapters: subscriptionTiers, isUnlocked false); "scheduled"
+    # (visible 0): the site lists the last two but does not serve them.
+    access: str = "open"
+
+    @property
+    def locked(self) -> bool:
+        return self.access != "open"
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,24 @@ class FixtureFiction:
     author_id: int
     description_html: str
     tags: tuple[str, ...]
-    status: str
-    rating: float
-    word_count: int
+    status: str | None  # None: the page shows no status label
+    rating: float | None  # None: the page has no rating
+    word_count: int | None  # what the adapter must read off `story_length`; None: nothing
     warnings: tuple[str, ...]
     cover_path: str
     volumes: tuple[tuple[int, str, int], ...]  # (id, title, order)
     chapters: tuple[FixtureChapter, ...] = field(default=())
+    # The "Pages" popover's text (i[title="Story Length"] data-content); None: no popover.
+    story_length: str | None = None
+
+
+def paperback_popover(words: int, *, comma: bool = True) -> str:
+    """The popover text in the site's own wording."""
+    pages, count = max(1, words // 275), f"{words:,}" if comma else str(words)
+    return (
+        f"This story would be {pages:,} pages long as a published paperback book. This is an"
+        f" estimate based on an average of 275 words per page, calculated from {count} words."
+    )
 
 
 def _sentence(rng: random.Random, words: int) -> str:
@@ -138,6 +156,7 @@ def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> 
         early = BASE_DATE - timedelta(days=30)
         items = (*items[:2], _replace_date(moved, early), *items[3:])
     title = f"The {_sentence(rng, 2)[:-1].title()} — Ünïcode Saga {fiction_id}"
+    words = sum(len(" ".join(c.paragraphs).split()) for c in items)
     return FixtureFiction(
         fiction_id=fiction_id,
         slug=f"fixture-fiction-{fiction_id}",
@@ -148,7 +167,8 @@ def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> 
         tags=("Fantasy", "Adventure", "Magic")[: 1 + fiction_id % 3],
         status=STATUSES[fiction_id % 3],
         rating=round(3.5 + (fiction_id % 15) / 10, 6),
-        word_count=sum(len(" ".join(c.paragraphs).split()) for c in items),
+        word_count=words,
+        story_length=paperback_popover(words),
         warnings=("Profanity", "Gore") if fiction_id % 2 else (),
         cover_path=f"/covers/{fiction_id}.jpg",
         volumes=vols,
@@ -157,17 +177,50 @@ def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> 
 
 
 def _replace_date(chapter: FixtureChapter, when: datetime) -> FixtureChapter:
-    from dataclasses import replace
-
     return replace(chapter, published_at=when)
 
 
 MISBEHAVING = range(2001, 2011)
 
 
+def _unreadable(fiction_id: int) -> FixtureFiction:
+    """A fiction whose page lacks or words differently what the adapter reads."""
+    built = _build(fiction_id, chapters=3, volumes=0, paragraphs=2)
+    return replace(
+        built,
+        status=None,
+        rating=None,
+        word_count=None,
+        story_length="Roughly 9 pages as a paperback; we could not count its words.",
+    )
+
+
+def _with_locked(fiction_id: int) -> FixtureFiction:
+    """Eight chapters served, then a premium one and a scheduled one the site does not serve."""
+    built = _build(fiction_id, chapters=10, volumes=2, paragraphs=2)
+    chapters = (
+        *built.chapters[:8],
+        replace(built.chapters[8], access="premium"),
+        replace(built.chapters[9], access="scheduled"),
+    )
+    return replace(built, chapters=chapters)
+
+
+def _one_chapter(fiction_id: int) -> FixtureFiction:
+    """One chapter, no volumes, a count printed without a thousands separator."""
+    built = _build(fiction_id, chapters=1, volumes=0, paragraphs=40)
+    assert built.word_count is not None and built.word_count > 1000
+    return replace(built, story_length=paperback_popover(built.word_count, comma=False))
+
+
+SPECIAL = {1005: _unreadable, 1006: _with_locked, 1007: _one_chapter}
+
+
 @lru_cache(maxsize=2048)
 def fiction(fiction_id: int) -> FixtureFiction | None:
     """The fiction the site serves under this id, or None (the site answers 404)."""
+    if fiction_id in SPECIAL:
+        return SPECIAL[fiction_id](fiction_id)
     if fiction_id == 1001:
         return _build(1001, chapters=48, volumes=3, paragraphs=6)
     if fiction_id == 1002:

@@ -34,7 +34,11 @@ def fiction_page(f: FixtureFiction) -> str:
         [
             f'<meta property="og:url" content="/fiction/{f.fiction_id}/{f.slug}">',
             f'<meta property="og:image" content="{f.cover_path}">',
-            f'<meta property="books:rating:value" content="{f.rating}"/>',
+            *(
+                [f'<meta property="books:rating:value" content="{f.rating}"/>']
+                if f.rating is not None
+                else []
+            ),
             '<meta property="books:rating:scale" content="5"/>',
             f'<meta property="books:author" content="{escape(f.author)}"/>',
             f'<script type="application/ld+json">{_json_ld(f)}</script>',
@@ -63,7 +67,7 @@ def fiction_page(f: FixtureFiction) -> str:
     <div class="col-md-8">
         <div class="margin-bottom-10">
             <span class="label label-default label-sm bg-blue-hoki">Original</span>
-            <span class="label label-default label-sm bg-blue-hoki">{f.status.upper()}</span>
+            {f'<span class="label label-default label-sm bg-blue-hoki">{f.status.upper()}</span>' if f.status else ""}
         </div>
         <span class="tags">
             {"".join(f'<a href="/fictions/search?tagsAdd={t.lower()}" class="label label-default label-sm bg-blue-dark fiction-tag">{t}</a>' for t in f.tags)}
@@ -78,14 +82,7 @@ def fiction_page(f: FixtureFiction) -> str:
         </div>
     </div>
 </div>
-<div class="portlet light">
-    <div class="fiction-stats">
-        <ul class="list-unstyled">
-            <li class="bold uppercase">Pages</li>
-            <li class="bold uppercase font-red-sunglo"><i title="Story Length" data-content="{f.word_count:,}" class="fa fa-info-circle popovers"></i></li>
-        </ul>
-    </div>
-</div>
+{_stats(f)}
 <div class="portlet light">
     <div class="portlet-title"><div class="caption"><span class="label label-default">{len(f.chapters)} Chapters</span></div></div>
     <div class="portlet-body">
@@ -106,6 +103,37 @@ def fiction_page(f: FixtureFiction) -> str:
 </div>
 """
     return head + body + FOOT
+
+
+def _stats(f: FixtureFiction) -> str:
+    """The statistics portlet; its "Pages" line carries the Story Length popover."""
+    pages = f"{max(1, (f.word_count or 0) // 275):,}"
+    popover = (
+        f'<i title="Story Length" data-toggle="popover" data-trigger="hover" data-placement="top" data-content="{escape(f.story_length)}" class="fa fa-info-circle popovers"></i>'
+        if f.story_length is not None
+        else ""
+    )
+    views = 1_234 * f.fiction_id
+    return f"""<div class="portlet light">
+    <div class="fiction-stats">
+        <div class="stats-content">
+            <div class="col-sm-6">
+                <ul class="list-unstyled">
+                    <li class="bold uppercase">Total Views :</li>
+                    <li class="bold uppercase font-red-sunglo">{views:,}</li>
+                    <li class="bold uppercase">Average Views :</li>
+                    <li class="bold uppercase font-red-sunglo">{views // 7:,}</li>
+                    <li class="bold uppercase">Followers :</li>
+                    <li class="bold uppercase font-red-sunglo">{f.fiction_id * 3:,}</li>
+                    <li class="bold uppercase">Ratings :</li>
+                    <li class="bold uppercase font-red-sunglo">{f.fiction_id // 4:,}</li>
+                    <li class="bold uppercase">Pages</li>
+                    <li class="bold uppercase font-red-sunglo">{pages}{popover}</li>
+                </ul>
+            </div>
+        </div>
+    </div>
+</div>"""
 
 
 def _json_ld(f: FixtureFiction) -> str:
@@ -135,10 +163,11 @@ def _row(f: FixtureFiction, c: FixtureChapter) -> str:
     volume = c.volume_id if c.volume_id is not None else "null"
     unix = int(c.published_at.timestamp())
     iso = c.published_at.strftime("%Y-%m-%dT%H:%M:%S.0000000+00:00")
+    lock = ' <i class="fa fa-lock" title="Locked"></i>' if c.locked else ""
     return f"""                <tr style="cursor: pointer" data-url="{url}" data-volume-id="{volume}" class="chapter-row">
                     <td>
                         <a href="{url}">
-                            {escape(c.title)}
+                            {escape(c.title)}{lock}
                         </a>
                     </td>
                     <td data-content="{c.position - 1}" class="text-right">
@@ -158,7 +187,10 @@ def _script_chapter(f: FixtureFiction, c: FixtureChapter) -> dict[str, object]:
         "slug": c.slug,
         "date": c.published_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "order": c.position - 1,
-        "visible": 1,
+        "visible": 0 if c.access == "scheduled" else 1,
+        "subscriptionTiers": [1] if c.access == "premium" else None,
+        "doesNotRollOver": False,
+        "isUnlocked": c.access == "open",
         "url": chapter_url(f, c),
     }
 
@@ -212,6 +244,15 @@ def _nav_links(f: FixtureFiction, c: FixtureChapter) -> str:
     if c.position < len(chapters):
         links.append(f'<link rel="next" href="{chapter_url(f, chapters[c.position])}">')
     return "\n    ".join(links)
+
+
+def locked_chapter_page(f: FixtureFiction, c: FixtureChapter) -> str:
+    """What a reader who has not unlocked the chapter gets: no chapter text."""
+    head = HEAD.format(title=escape(c.title), meta="", extra_head="")
+    body = f"""<div class="fic-header"><h1 class="font-white break-word">{escape(c.title)}</h1></div>
+<div class="portlet light"><div class="locked-chapter"><h3>This chapter is locked.</h3><p>Support the author to read it now.</p></div></div>
+"""
+    return head + body + FOOT
 
 
 def not_found_page() -> str:

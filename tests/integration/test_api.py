@@ -27,7 +27,13 @@ def test_ingest_creates_a_queued_job_and_pushes_it(api: TestClient, redis_conn: 
     job = api.get(f"/jobs/{body['job_id']}").json()
     assert job["source_url"] == "https://www.royalroad.com/fiction/12345"
     assert job["site"] == "royalroad"
-    assert job["progress"] == {"chapters_found": 0, "chapters_fetched": 0, "chapters_saved": 0}
+    assert job["progress"] == {
+        "chapters_found": 0,
+        "chapters_fetched": 0,
+        "chapters_saved": 0,
+        "chapters_locked": 0,
+    }
+    assert job["warnings"] == []
     assert [e["status"] for e in job["history"]] == ["queued"]
     queued = [j.decode() for j in redis_conn.lrange(QUEUE_KEY, 0, -1)]
     assert queued == [f"ingestion-{body['job_id']}"]

@@ -1,0 +1,57 @@
+"""Reading fields off a page: what the page states, or None and a warning, never a guess.
+
+Every adapter reads its fields through these helpers, so that a field it cannot read
+becomes null in the store and one line in the job's `warnings`, and a number it reads is
+one the database can hold.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
+
+# A count as the sites print it: 782406 or 782,406 (ASCII digits only).
+COUNT = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+")
+
+
+class FieldNotes:
+    """The warnings of one page: which fields were not read, and why."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def unread(self, field: str, why: str) -> None:
+        self.lines.append(f"{field} not read: {why}; stored as null")
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def parse_count(raw: str | None) -> int | None:
+    """An exact count ("782,406", "782406") as an int the database holds; else None."""
+    text = (raw or "").strip()
+    if not COUNT.fullmatch(text):
+        return None
+    value = int(text.replace(",", ""))
+    return value if value <= INT_MAX else None
+
+
+def parse_number(raw: object) -> float | None:
+    """A finite decimal number ("4.898785", 4.9), or None."""
+    if isinstance(raw, bool) or raw is None:
+        return None
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_id(raw: object) -> str | None:
+    """A site's numeric id in its canonical form ("0024" -> "24"), or None."""
+    text = str(raw).strip() if isinstance(raw, int | str) and not isinstance(raw, bool) else ""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return str(int(text))

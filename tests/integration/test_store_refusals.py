@@ -1,0 +1,124 @@
+"""Values the database would refuse: caught before they are sent, or named without SQL.
+
+Run on PostgreSQL and on SQLite: SQLite stores an out-of-range integer without a word,
+so the store's own check is what keeps a wrong value out of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import insert
+
+from crawler.items import ChapterRecord
+from db import session_scope
+from errors import MESSAGE_LIMIT, StoreError, classify
+from models import Chapter, Novel
+from tests.integration.test_novel_store import _novel, _records, _save
+from tests.utils.jobs import counts
+
+WORDS = 2_845_275_782_406  # every digit of the real page's Pages popover, joined
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue("pg_db" if request.param == "postgresql" else "sqlite_db"))
+
+
+@pytest.mark.usefixtures("database")
+def test_an_out_of_range_word_count_is_refused_with_the_field_named() -> None:
+    novel = replace(_novel(), word_count=WORDS)
+    with pytest.raises(StoreError) as refused:
+        _save(novel, _records(novel))
+    assert str(refused.value) == f"could not store novel: word_count out of range ({WORDS})"
+    assert counts() == (0, 0, 0)  # nothing half-written
+
+
+@pytest.mark.usefixtures("database")
+def test_a_chapter_value_that_does_not_fit_is_refused() -> None:
+    novel = _novel()
+    chapters = _records(novel)
+    chapters[1] = replace(chapters[1], title="x" * 600)
+    with pytest.raises(StoreError) as refused:
+        _save(novel, chapters)
+    assert str(refused.value) == (
+        "could not store chapter 7002: title too long (600 characters, at most 512)"
+    )
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.usefixtures("database")
+def test_a_missing_required_value_is_refused() -> None:
+    novel = _novel()
+    chapters = _records(novel)
+    chapters[0] = replace(chapters[0], title=None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="could not store chapter 7001: title missing"):
+        _save(novel, chapters)
+
+
+@pytest.mark.usefixtures("database")
+def test_locked_chapters_are_stored_without_text() -> None:
+    novel = _novel(3)
+    refs = (*novel.chapters[:2], replace(novel.chapters[2], locked=True))
+    novel = replace(novel, chapters=refs)
+    chapters = [*_records(novel)[:2], ChapterRecord.locked_from(refs[2])]
+    _save(novel, chapters)
+    with session_scope() as session:
+        stored = session.query(Chapter).order_by(Chapter.position).all()
+        assert [c.locked for c in stored] == [False, False, True]
+        last = stored[2]
+        assert (last.title, last.published_at, last.volume) == (
+            refs[2].title,
+            refs[2].published_at,
+            refs[2].volume,
+        )
+        assert (last.content_html, last.word_count, last.content_hash) == (None, None, None)
+
+
+def _refused_by_the_database(values: dict[str, object]) -> BaseException:
+    try:
+        with session_scope() as session:
+            session.execute(insert(Novel).values(**values))
+    except Exception as error:
+        return error
+    raise AssertionError("the database took it")
+
+
+@pytest.mark.usefixtures("database")
+def test_a_database_refusal_is_one_short_line_without_sql_or_parameters() -> None:
+    secret = "a description of several kB " * 300
+    values = {
+        "site": "royalroad",
+        "site_novel_id": "42",
+        "url": "https://www.royalroad.com/fiction/42",
+        "title": None,  # NOT NULL on both databases
+        "description": secret,
+        "tags": ["Fantasy"],
+        "warnings": [],
+        "volumes": [],
+    }
+    failure = classify(_refused_by_the_database(values), doing="store novel")
+    message = str(failure)
+    assert isinstance(failure, StoreError) and not failure.retryable
+    assert message.startswith("could not store novel: the database refused it (")
+    assert "null" in message.lower() and "title" in message
+    for leaked in ("INSERT", "VALUES", "description of several", "%(", "[SQL", "[parameters"):
+        assert leaked not in message
+    assert len(message) <= MESSAGE_LIMIT
+
+
+def test_postgresql_integer_overflow_is_named_not_dumped(pg_db: str) -> None:
+    values = {
+        "site": "royalroad",
+        "site_novel_id": "42",
+        "url": "u",
+        "title": "t",
+        "word_count": WORDS,
+        "description": "d" * 5000,
+        "tags": [],
+        "warnings": [],
+        "volumes": [],
+    }
+    message = str(classify(_refused_by_the_database(values), doing="store novel"))
+    assert message == "could not store novel: the database refused it (integer out of range)"
