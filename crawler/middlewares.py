@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 from scrapy import Request, Spider
@@ -52,15 +53,19 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return min(self.base * 2 ** request.meta.get("retry_times", 0), self.cap)
 
 
-def retry_after(response: Response) -> float | None:
-    """Seconds the server asked us to wait (delta-seconds or HTTP-date), if it said."""
+def retry_after(response: Response, *, now: datetime | None = None) -> float | None:
+    """Seconds the server asked us to wait (delta-seconds or HTTP-date), if it said.
+
+    An HTTP-date counts from `now` (an aware datetime; the current UTC time by default).
+    """
     raw = response.headers.get(b"Retry-After")
     if not raw:
         return None
     value = raw.decode("latin-1").strip()
     if value.isdigit():
         return float(value)
+    now = utcnow() if now is None else now
     try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
     except (TypeError, ValueError):
         return None

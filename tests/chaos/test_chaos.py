@@ -9,6 +9,7 @@ every job DONE with exact chapter counts.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -121,6 +122,10 @@ def _assert_exact_chapters(fiction_ids: list[int]) -> None:
     assert stored == expected
 
 
+STORM = ("horse", "horse", "worker", "horse", "worker")  # repeated: 8 kills make 5 + 3
+LEAST = {"horse": 5, "worker": 3}
+
+
 def test_random_sigkills_of_horses_and_workers_lose_nothing(chaos: Chaos) -> None:
     chaos.site.delay = 0.05  # a job takes ~0.5 s: horses are there to be killed
     fiction_ids = [5000 + n for n in range(200)]
@@ -128,21 +133,24 @@ def test_random_sigkills_of_horses_and_workers_lose_nothing(chaos: Chaos) -> Non
     job_ids = _submit(chaos, fiction_ids)
     kills: Counter[str] = Counter()
     last_kill = started
-    rng = random.Random(7)
-    while time.monotonic() - started < 240:
+    rng = random.Random(7)  # which worker, which horse
+    storm = itertools.cycle(STORM)
+    kind = next(storm)
+    while time.monotonic() - started < 240:  # kill until every job has ended
         tick = time.monotonic()
         if all(s in ("done", "error") for s in wait_rows_terminal(job_ids, timeout=0).values()):
             break
-        kind = "horse" if rng.random() < 0.6 else "worker"
         target = _victim(chaos, kind, rng)
         if target is not None and tools.kill(target):
             kills[kind] += 1
             last_kill = time.monotonic()
+            kind = next(storm)  # a tick that found no victim tries the same kind again
         time.sleep(max(0.0, 2.0 - (time.monotonic() - tick)))  # a kill every ~2 s
-    figures = _verdict(
-        chaos, job_ids, fiction_ids, started, fault_over=last_kill, fault=f"SIGKILLed {dict(kills)}"
-    )
-    assert kills["horse"] >= 5 and kills["worker"] >= 3, figures  # the storm really happened
+    storm_s = round(last_kill - started, 1)
+    fault = f"SIGKILLed {dict(kills)} over {storm_s} s"
+    figures = _verdict(chaos, job_ids, fiction_ids, started, fault_over=last_kill, fault=fault)
+    # fewer only if every job ended before the storm could deliver: too little work
+    assert all(kills[k] >= n for k, n in LEAST.items()), (dict(kills), figures)
 
 
 def _victim(env: Chaos, kind: str, rng: random.Random) -> int | None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections import defaultdict
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
-from tests.fixture_site.server import FixtureSite
+from ingestion_queue import get_queue, rq_job_id
+from tests.fixture_site import content, pages
+from tests.fixture_site.server import FixtureSite, Received
+from tests.utils.chaos import children, title
 from tests.utils.jobs import counts, submit, wait_job
+from tests.utils.services import WorkerProcess, wait_for
 
 
 def _url(site: FixtureSite, fiction_id: int) -> str:
@@ -20,12 +28,20 @@ def test_429_with_retry_after_is_waited_out(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
     start_worker()
-    started = time.monotonic()
     job = wait_job(api, submit(api, _url(fixture_site, 2003)), timeout=60)
     assert job["status"] == "done", job
     assert job["attempts"] == 1  # the page retries, honouring Retry-After: 1, were enough
-    assert time.monotonic() - started >= 1.0
     assert fixture_site.hits("/fiction/2003/") == 1 + 2 * 4  # every chapter twice
+    fiction = content.fiction(2003)
+    assert fiction is not None
+    per_chapter: dict[str, list[Received]] = defaultdict(list)
+    for request in fixture_site.requests("/fiction/2003/"):
+        if "/chapter/" in request.path:
+            per_chapter[request.path].append(request)
+    assert set(per_chapter) == {pages.chapter_url(fiction, c) for c in fiction.chapters}
+    for path, received in per_chapter.items():
+        assert [r.status for r in received] == [429, 200], (path, received)  # two, in order
+        assert received[1].at - received[0].at >= 1.0, received  # the Retry-After: 1 it sent
 
 
 def test_a_flaky_fiction_page_is_retried_by_the_job_with_backoff(
@@ -113,19 +129,44 @@ def test_a_job_past_its_timeout_ends_in_error(
 def test_cancel_a_running_job(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    start_worker()
+    worker = start_worker()
     fixture_site.delay = 0.5
     job_id = submit(api, _url(fixture_site, 1001))
-    deadline = time.monotonic() + 30
-    while api.get(f"/jobs/{job_id}").json()["status"] != "crawling":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
+    assert wait_for(lambda: _horse_of(worker) is not None, timeout=10), worker.log()
+    horse = _horse_of(worker)
+    assert horse is not None
     cancelled = api.post(f"/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["error_message"] == "cancelled by user"
-    hits = fixture_site.hits("/fiction/1001/")
-    time.sleep(2)
-    assert fixture_site.hits("/fiction/1001/") <= hits + 16  # the horse was stopped
+    # the horse was stopped: it is gone and its worker has ended the RQ job
+    assert wait_for(lambda: _gone(horse) and not _rq_running(job_id), timeout=30), worker.log()
+    stopped = time.monotonic()
+    time.sleep(2)  # longer than a job retry's backoff: a new run would show by now
+    late = [r for r in fixture_site.requests("/fiction/1001") if r.at > stopped]
+    assert late == [], late  # nothing fetched once the horse had gone, nor since
     job = api.get(f"/jobs/{job_id}").json()
     assert (job["status"], job["error_message"]) == ("error", "cancelled by user")
     assert counts() == (0, 0, 0)
+
+
+def _horse_of(worker: WorkerProcess) -> int | None:
+    """The worker's work-horse (its other child is RQ's scheduler)."""
+    horses = [pid for pid in children(worker.pid) if "Processing" in title(pid)]
+    return horses[0] if horses else None
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return title(pid) == ""  # a zombie awaiting its reaper has no command line left
+
+
+def _rq_running(job_id: int) -> bool:
+    try:
+        job = Job.fetch(rq_job_id(job_id), connection=get_queue().connection)
+    except NoSuchJobError:
+        return False
+    return job.get_status() == JobStatus.STARTED

@@ -1,7 +1,9 @@
 """A threaded HTTP server for the fixture site, on 127.0.0.1 (port 0 by default).
 
-Fictions 1001-1003 and 5000-5999 behave; 2001-2010 misbehave (see `MISBEHAVIOUR`).
-Tests can slow every page (`delay`) or make the next requests fail (`fail_next`).
+Fictions 1001-1003 and 5000-5999 behave; 1005-1007 are the field variants (see
+`content.SPECIAL`); 2001-2010 misbehave (see `MISBEHAVIOUR`).
+Tests can slow every page (`delay`) or make the next requests fail (`fail_next`), and read
+back what it received and answered (`requests`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -43,6 +45,18 @@ class _Failure:
     retry_after: str | None
 
 
+@dataclass
+class Received:
+    """One request: its path, when it arrived (time.monotonic()), the status answered.
+
+    `status` is None while the answer is pending, or if none was sent (a reset connection).
+    """
+
+    path: str
+    at: float
+    status: int | None = None
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default listen backlog is 5: a crawler opening 16+ connections at once
@@ -62,6 +76,7 @@ class FixtureSite:
         self._hits: Counter[str] = Counter()
         self._failures: list[_Failure] = []
         self._seen_429: set[str] = set()
+        self._received: list[Received] = []
         self.delay = 0.0
 
     @property
@@ -100,10 +115,16 @@ class FixtureSite:
         with self._lock:
             return sum(n for path, n in self._hits.items() if path.startswith(path_prefix))
 
+    def requests(self, path_prefix: str = "") -> list[Received]:
+        """The requests for paths under this prefix, in the order they arrived (copies)."""
+        with self._lock:
+            return [replace(r) for r in self._received if r.path.startswith(path_prefix)]
+
     def reset(self) -> None:
-        """Back to normal service: no delay, no pending failures, counters at zero."""
+        """Back to normal service: no delay, no pending failures, counters and log empty."""
         with self._lock:
             self._hits.clear()
+            self._received.clear()
             self._failures.clear()
             self._seen_429.clear()
         self.delay = 0.0
@@ -115,14 +136,21 @@ class FixtureSite:
         with self._lock:
             self._failures.append(_Failure(path_prefix, count, status, after))
 
-    def _record(self, path: str) -> _Failure | None:
+    def _record(self, path: str) -> tuple[_Failure | None, Received]:
         with self._lock:
             self._hits[path] += 1
+            received = Received(path, time.monotonic())
+            self._received.append(received)
             for failure in self._failures:
                 if path.startswith(failure.prefix) and failure.remaining > 0:
                     failure.remaining -= 1
-                    return failure
-        return None
+                    return failure, received
+        return None, received
+
+    def _answered(self, received: Received, status: int) -> None:
+        with self._lock:
+            if received.status is None:  # the first status line sent for this request
+                received.status = status
 
     def _first_time(self, path: str) -> bool:
         with self._lock:
@@ -137,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
     # a delayed ACK (~40 ms) per response. Real servers do not stall like that.
     disable_nagle_algorithm = True
     server: ThreadingHTTPServer
+    received: Received | None = None  # the request being answered, in the site's log
 
     @property
     def site(self) -> FixtureSite:
@@ -145,9 +174,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: no access log on stderr."""
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self.received is not None:  # every answer's status line goes through here
+            self.site._answered(self.received, code)
+        super().send_response(code, message)
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        failure = self.site._record(path)
+        failure, self.received = self.site._record(path)
         if self.site.delay:
             time.sleep(self.site.delay)
         if failure is not None:
@@ -188,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, "<h1>Service Unavailable</h1>")
         if fiction_id == 2003 and self.site._first_time(path):
             return self._send(429, "<h1>Too Many Requests</h1>", retry_after="1")
+        if chapter.locked:
+            return self._send(200, pages.locked_chapter_page(fiction, chapter))
         html = pages.chapter_page(fiction, chapter, with_body=fiction_id != 2009)
         if fiction_id == 2005 and chapter.position == 2:
             return self._truncated(html)

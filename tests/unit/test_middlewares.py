@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 from scrapy.http import HtmlResponse
 
 from crawler.middlewares import retry_after
-from models.base import utcnow
+
+NOW = datetime(2024, 5, 17, 10, 30, 0, tzinfo=UTC)
 
 
 def _response(header: str | None) -> HtmlResponse:
@@ -21,5 +22,10 @@ def test_retry_after_seconds(header: str | None, expected: float | None) -> None
 
 
 def test_retry_after_http_date() -> None:
-    when = format_datetime(utcnow() + timedelta(seconds=30), usegmt=True)
-    assert 25 <= (retry_after(_response(when)) or 0) <= 31
+    when = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
+    assert retry_after(_response(when), now=NOW) == 30.0
+
+
+def test_retry_after_http_date_in_the_past_is_no_wait() -> None:
+    when = format_datetime(NOW - timedelta(seconds=30), usegmt=True)
+    assert retry_after(_response(when), now=NOW) == 0.0
