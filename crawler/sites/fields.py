@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
@@ -55,3 +56,32 @@ def parse_id(raw: object) -> str | None:
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         return None
     return str(int(text))
+
+
+# Elements that break a line where they start and end; every other element is inline, and
+# text on both sides of an inline boundary is one word ("J<em>olasin</em>" is "Jolasin").
+BREAKING = frozenset(
+    ["address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+)
+UNREAD = frozenset({"script", "style", "template"})
+
+
+def reading_text(element: Any) -> str:
+    """The text of an lxml element as a reader sees it, whitespace folded."""
+    parts: list[str] = []
+    _collect(element, parts)
+    return " ".join("".join(parts).split())
+
+
+def _collect(element: Any, parts: list[str]) -> None:
+    tag = element.tag if isinstance(element.tag, str) else ""  # comments have no str tag
+    breaks = tag.lower() in BREAKING
+    if breaks:
+        parts.append(" ")
+    if tag and tag.lower() not in UNREAD:
+        parts.append(element.text or "")
+        for child in element:
+            _collect(child, parts)
+            parts.append(child.tail or "")
+    if breaks:
+        parts.append(" ")

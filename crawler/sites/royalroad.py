@@ -18,7 +18,14 @@ from urllib.parse import urljoin, urlsplit
 from parsel import Selector, SelectorList
 
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord, VolumeRecord
-from crawler.sites.fields import INT_MAX, FieldNotes, parse_count, parse_id, parse_number
+from crawler.sites.fields import (
+    INT_MAX,
+    FieldNotes,
+    parse_count,
+    parse_id,
+    parse_number,
+    reading_text,
+)
 from errors import InvalidURLError, ParseError
 
 # Ids are at most 18 ASCII digits: the site's are 6-7, and a longer one is not a fiction
@@ -105,7 +112,7 @@ class RoyalRoadAdapter:
             published_at=ref.published_at,
             content_html=content,
             author_notes_html=notes,
-            word_count=len(WORD.findall(" ".join(story.css("::text").getall()))),
+            word_count=len(WORD.findall(reading_text(story.root))),
             content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
         )
 
