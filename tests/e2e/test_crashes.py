@@ -11,15 +11,9 @@ from fastapi.testclient import TestClient
 import reconciler
 from config import get_settings
 from tests.fixture_site.server import FixtureSite
-from tests.utils.chaos import children, title
+from tests.utils.chaos import children, gone, horse_of, title
 from tests.utils.jobs import counts, submit, wait_job
 from tests.utils.services import WorkerProcess, wait_for
-
-
-def _horse_of(worker: WorkerProcess) -> int | None:
-    """The worker's work-horse (its other child is RQ's scheduler)."""
-    horses = [pid for pid in children(worker.pid) if "Processing" in title(pid)]
-    return horses[0] if horses else None
 
 
 def _job_in_a_horse(
@@ -30,18 +24,10 @@ def _job_in_a_horse(
     site.delay = 0.2
     job_id = submit(api, site.url("/fiction/1002"))
     assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
-    assert wait_for(lambda: _horse_of(worker) is not None, timeout=10), worker.log()
-    horse = _horse_of(worker)
+    assert wait_for(lambda: horse_of(worker.pid) is not None, timeout=10), worker.log()
+    horse = horse_of(worker.pid)
     assert horse is not None
     return worker, job_id, horse
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return title(pid) == ""  # a zombie awaiting its reaper has no command line left
 
 
 def test_a_killed_horse_is_run_again_and_the_job_completes(
@@ -69,7 +55,7 @@ def test_a_killed_worker_takes_its_children_along_and_the_job_is_recovered(
     # No child may outlive its worker: an orphaned horse would go on writing to the RQ
     # job that the reconciler hands to the next run, an orphaned scheduler run on forever.
     for pid in family:
-        assert wait_for(lambda pid=pid: _gone(pid), timeout=10), f"{title(pid)} outlived its worker"
+        assert wait_for(lambda pid=pid: gone(pid), timeout=10), f"{title(pid)} outlived its worker"
     fixture_site.delay = 0.0
     replacement = start_worker()
     settings = get_settings()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import defaultdict
 from typing import Any
@@ -15,9 +14,9 @@ from rq.job import Job, JobStatus
 from ingestion_queue import get_queue, rq_job_id
 from tests.fixture_site import content, pages
 from tests.fixture_site.server import FixtureSite, Received
-from tests.utils.chaos import children, title
+from tests.utils.chaos import gone, horse_of
 from tests.utils.jobs import counts, submit, wait_job
-from tests.utils.services import WorkerProcess, wait_for
+from tests.utils.services import wait_for
 
 
 def _url(site: FixtureSite, fiction_id: int) -> str:
@@ -133,14 +132,14 @@ def test_cancel_a_running_job(
     fixture_site.delay = 0.5
     job_id = submit(api, _url(fixture_site, 1001))
     assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
-    assert wait_for(lambda: _horse_of(worker) is not None, timeout=10), worker.log()
-    horse = _horse_of(worker)
+    assert wait_for(lambda: horse_of(worker.pid) is not None, timeout=10), worker.log()
+    horse = horse_of(worker.pid)
     assert horse is not None
     cancelled = api.post(f"/jobs/{job_id}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["error_message"] == "cancelled by user"
     # the horse was stopped: it is gone and its worker has ended the RQ job
-    assert wait_for(lambda: _gone(horse) and not _rq_running(job_id), timeout=30), worker.log()
+    assert wait_for(lambda: gone(horse) and not _rq_running(job_id), timeout=30), worker.log()
     stopped = time.monotonic()
     time.sleep(2)  # longer than a job retry's backoff: a new run would show by now
     late = [r for r in fixture_site.requests("/fiction/1001") if r.at > stopped]
@@ -148,20 +147,6 @@ def test_cancel_a_running_job(
     job = api.get(f"/jobs/{job_id}").json()
     assert (job["status"], job["error_message"]) == ("error", "cancelled by user")
     assert counts() == (0, 0, 0)
-
-
-def _horse_of(worker: WorkerProcess) -> int | None:
-    """The worker's work-horse (its other child is RQ's scheduler)."""
-    horses = [pid for pid in children(worker.pid) if "Processing" in title(pid)]
-    return horses[0] if horses else None
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return title(pid) == ""  # a zombie awaiting its reaper has no command line left
 
 
 def _rq_running(job_id: int) -> bool:

@@ -106,8 +106,8 @@ EXPECTED: dict[str, Figures] = {
         spaced_words=64,
     ),
     # Two tables (Shavian letters in the cells); the hidden span is inside a table cell.
-    # Words 1058. The adapter says 1059: it joins text nodes with a space, so the heading
-    # "<strong>J<em>olasin </em>Dictionary/Glossary</strong>" counts "J" and "olasin".
+    # Words 1058. Text nodes joined with a space would say 1059: the heading
+    # "<strong>J<em>olasin </em>Dictionary/Glossary</strong>" would count "J" and "olasin".
     # Whitespace tokens say 1054: the word regex also splits "1.5,", "Dictionary/Glossary",
     # and two Shavian tokens joined by "|" and a middot (4 more).
     WORLD_32: Figures(
@@ -124,9 +124,9 @@ EXPECTED: dict[str, Figures] = {
         words=1058,
         spaced_words=1054,
     ),
-    # Words 6569. The adapter says 6575: six words are cut by <span> boundaries mid-word
-    # ("away w</span><span>hen", "I</span><span>t", "d</span><span>o",
-    # "adjust</span><span>ing", twice "T</span><span>he") and it counts each as two.
+    # Words 6569. Text nodes joined with a space would say 6575: six words are cut by
+    # <span> boundaries mid-word ("away w</span><span>hen", "I</span><span>t",
+    # "d</span><span>o", "adjust</span><span>ing", twice "T</span><span>he").
     # Whitespace tokens say 6547: 22 tokens are two words joined by an em dash or a slash
     # ("time<em dash>you", "BBY/961", "helmet/suit", ...).
     YOUNG_GIRL: Figures(

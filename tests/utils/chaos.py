@@ -189,6 +189,20 @@ def title(pid: int) -> str:
         return ""
 
 
+def horse_of(worker_pid: int) -> int | None:
+    """A worker's work-horse, if it has one now (its other child is RQ's scheduler)."""
+    horses = [pid for pid in children(worker_pid) if "Processing" in title(pid)]
+    return horses[0] if horses else None
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return title(pid) == ""  # a zombie awaiting its reaper has no command line left
+
+
 def kill(pid: int) -> bool:
     try:
         os.kill(pid, signal.SIGKILL)
