@@ -19,12 +19,13 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     retry,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_delay,
     wait_exponential,
 )
 
 from config import get_settings
+from errors import is_outage
 
 # A liveness query before every checkout suits the long-lived API process. A work-horse
 # connects afresh for each job and its writes already ride out outages (a dead connection
@@ -88,9 +89,10 @@ def session_scope() -> Iterator[Session]:
 
 # Database outages (a restart, a failover) are ridden out by a worker's writes: each write
 # is one transaction, retried with backoff for up to a minute, then the error propagates.
+# A statement the database refuses (a missing column, a value out of range) is no outage.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
 riding_outages = retry(
-    retry=retry_if_exception_type(OUTAGE_ERRORS),
+    retry=retry_if_exception(is_outage),
     wait=wait_exponential(multiplier=0.2, max=5),
     stop=stop_after_delay(60),
     reraise=True,

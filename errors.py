@@ -83,12 +83,21 @@ class StoreError(PermanentFailure):
 
 
 MESSAGE_LIMIT = 500  # characters of an error_message, last_error or history line
-_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@")
+# scheme://user:password@host: everything up to the authority's last "@" is a secret.
+_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s@/?#]*@)+")
+# A driver line that quotes the value it refused ('invalid input syntax for type integer:
+# "abc"') names the problem before the colon; the value is a query parameter.
+_QUOTED_VALUE = re.compile(r':\s*".*$')
+
+
+def clean_text(text: str) -> str:
+    """Text any database stores: no NUL characters, no lone surrogates."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def safe_message(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
     """One line a user may read: no URL credentials, whitespace folded, at most `limit`."""
-    text = " ".join(_CREDENTIALS.sub(r"\1", text).split())
+    text = " ".join(_CREDENTIALS.sub(r"\1", clean_text(text)).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -96,34 +105,55 @@ def classify(error: BaseException, *, doing: str) -> IngestFailure:
     """What an exception means for a job, decided in this one place.
 
     Outages (database, Redis, the network) are retryable. A database that refuses the data
-    (DataError, IntegrityError ...) and every other exception (a bug: a parser exception,
-    a type error) fail the same way on every attempt, so they end the job at once. The
-    message names what failed and never carries SQL or query parameters: those stay in
-    the worker's log.
+    (DataError, IntegrityError, a missing column ...) and every other exception (a bug: a
+    parser exception, a type error) fail the same way on every attempt, so they end the
+    job at once. The message names what failed and never carries SQL or query
+    parameters: those stay in the worker's log.
     """
     if isinstance(error, IngestFailure):
         return error
-    if isinstance(error, _OUTAGES):
-        return RetryableFailure(f"{doing}: {_service(error)} unavailable ({_first_line(error)})")
+    if is_outage(error):
+        return RetryableFailure(f"{doing}: {_service(error)} unavailable ({short_error(error)})")
     if isinstance(error, DBAPIError):
-        return StoreError(f"could not {doing}: the database refused it ({_first_line(error)})")
+        return StoreError(f"could not {doing}: the database refused it ({short_error(error)})")
     if isinstance(error, SQLAlchemyError):
         return StoreError(f"could not {doing}: {type(error).__name__}")
     return PermanentFailure(f"internal error while trying to {doing}: {_describe(error)}")
 
 
-_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, SATimeoutError, RedisError)
+# SQLSTATE classes of a server that is away or overloaded, not of a statement it refuses:
+# 08 connection, 53 insufficient resources, 57 operator intervention (shutdown), 40
+# transaction rollback (serialization, deadlock), 58 system error.
+_OUTAGE_SQLSTATES = ("08", "53", "57", "40", "58")
+_SQLITE_OUTAGES = ("database is locked", "disk i/o error", "unable to open database")
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when the database or Redis is away, not when it refuses a statement."""
+    if isinstance(error, RedisError | DisconnectionError | SATimeoutError | InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if error.connection_invalidated:
+        return True
+    code = getattr(error.orig, "pgcode", None)
+    if code:
+        return str(code)[:2] in _OUTAGE_SQLSTATES
+    if type(error.orig).__module__.startswith("sqlite3"):
+        return any(sign in str(error.orig).lower() for sign in _SQLITE_OUTAGES)
+    return True  # psycopg2 gives no code when it cannot reach the server at all
 
 
 def _service(error: BaseException) -> str:
     return "Redis" if isinstance(error, RedisError) else "database"
 
 
-def _first_line(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
     """The driver's own first line (psycopg2: "integer out of range"), never the SQL."""
     inner = error.orig if isinstance(error, DBAPIError) else error
     lines = str(inner).strip().splitlines()
-    return safe_message(lines[0] if lines else type(inner).__name__, limit=200)
+    line = _QUOTED_VALUE.sub("", lines[0]) if lines else ""
+    return safe_message(line or type(inner).__name__, limit=200)
 
 
 def _describe(error: BaseException) -> str:

@@ -64,7 +64,7 @@ def run_ingestion(
     if run_id is None or job is None:
         log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
         return Outcome(status=None)
-    run = Run(job_id, run_id, job.attempts, settings, started)
+    run = Run(job_id, run_id, job.attempts, settings, started, fatal)
     try:
         return run.execute(job.source_url)
     except RunLost:
@@ -86,6 +86,7 @@ class Run:
     attempts: int
     settings: Settings
     started: float = field(default_factory=time.monotonic)
+    fatal: tuple[type[BaseException], ...] = ()  # the queue's own: never classified here
 
     def deadline(self) -> float:
         return self.settings.job_timeout - (time.monotonic() - self.started)
@@ -100,7 +101,7 @@ class Run:
         marks.append(time.monotonic())
         self.move(JobStatus.PARSING, message=f"{len(fetched.chapter_pages)} pages fetched")
         assert fetched.novel is not None
-        chapters = parse_chapters(adapter, fetched.novel, fetched.chapter_pages)
+        chapters = parse_chapters(adapter, fetched.novel, fetched.chapter_pages, fatal=self.fatal)
         marks.append(time.monotonic())
         self.move(JobStatus.SAVING, message=f"{len(chapters)} chapters parsed")
         try:
@@ -134,9 +135,10 @@ class Run:
     @riding_outages
     def _save(self, novel: NovelRecord, chapters: list[ChapterRecord]) -> None:
         locked = sum(c.locked for c in chapters)
+        notes: list[str] = []  # optional values too long for the store: stored as null
         with session_scope() as session:
-            novel_id = save_novel(session, novel)
-            saved = save_chapters(session, novel_id, chapters)
+            novel_id = save_novel(session, novel, notes=notes)
+            saved = save_chapters(session, novel_id, chapters, notes=notes)
             if not transition(
                 session,
                 self.job_id,
@@ -147,7 +149,7 @@ class Run:
                 novel_id=novel_id,
                 chapters_saved=saved,
                 chapters_locked=locked,
-                warnings=job_warnings(novel, locked),
+                warnings=job_warnings(novel, locked, notes),
             ):
                 raise RunLost  # rolls the writes back with the refused move
 
@@ -197,7 +199,11 @@ def _final_message(reason: str, attempts: int, *, final: bool) -> str:
 
 
 def parse_chapters(
-    adapter: SiteAdapter, novel: NovelRecord, pages: dict[str, str]
+    adapter: SiteAdapter,
+    novel: NovelRecord,
+    pages: dict[str, str],
+    *,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> list[ChapterRecord]:
     """Every chapter of the listing: parsed from its page, or locked without text."""
     records = []
@@ -208,14 +214,17 @@ def parse_chapters(
         page = pages.get(ref.site_chapter_id)
         if page is None:
             raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
-        records.append(_parse_chapter(adapter, page, ref))
+        records.append(_parse_chapter(adapter, page, ref, fatal))
     return records
 
 
-def _parse_chapter(adapter: SiteAdapter, page: str, ref: ChapterRef) -> ChapterRecord:
+def _parse_chapter(
+    adapter: SiteAdapter, page: str, ref: ChapterRef, fatal: tuple[type[BaseException], ...]
+) -> ChapterRecord:
+    passing: tuple[type[BaseException], ...] = (IngestFailure, *fatal)
     try:
         return adapter.parse_chapter(page, ref)
-    except IngestFailure:
+    except passing:
         raise
     except Exception as error:  # a parser bug: it fails the same way on every attempt
         log.exception("parser failed on chapter %s (%s)", ref.site_chapter_id, ref.url)
@@ -225,9 +234,9 @@ def _parse_chapter(adapter: SiteAdapter, page: str, ref: ChapterRef) -> ChapterR
 WARNINGS_MAX = 50  # lines kept per job; the rest is summed up in one line
 
 
-def job_warnings(novel: NovelRecord, locked: int) -> list[str]:
+def job_warnings(novel: NovelRecord, locked: int, stored: list[str]) -> list[str]:
     """What the job shows under `warnings`: fields not read, chapters not served."""
-    lines = list(novel.parse_warnings)
+    lines = [*novel.parse_warnings, *stored]
     if locked:
         lines.append(
             f"{locked} chapters are locked on the site (premium, or not yet published):"

@@ -22,7 +22,7 @@ from crawler.items import FictionRef
 from crawler.settings import REACTOR, scrapy_settings
 from crawler.sites.base import SiteAdapter
 from crawler.spiders.fiction import CrawlListener, CrawlResult, FictionSpider
-from errors import IngestError, PermanentFailure, RetryableFailure
+from errors import IngestError, PermanentFailure, classify
 
 # Scrapy 2.13 waits 100 ms (`scrapy.utils.defer._DEFER_DELAY`) before every spider
 # callback so that the reactor serves I/O first. Our crawl is two callback hops deep
@@ -120,4 +120,5 @@ def _fresh_reactor():  # type: ignore[no-untyped-def]
 
 def _record_crash(result: CrawlResult, failure: Failure) -> None:
     if result.failure is None:
-        result.failure = RetryableFailure(f"crawler crashed: {failure.getErrorMessage()}")
+        error = failure.value or RuntimeError(failure.getErrorMessage())
+        result.failure = classify(error, doing="crawl")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotSupported
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.defer import CancelledError
 from twisted.internet.error import ConnectError, DNSLookupError, TCPTimedOutError, TimeoutError
@@ -33,6 +33,8 @@ def classify(failure: Failure, url: str) -> IngestFailure:
         )
     if isinstance(error, IgnoreRequest):
         return PermanentFailure(f"not fetched {url}: {error or 'ignored'}")
+    if isinstance(error, NotSupported):  # a scheme Scrapy has no handler for
+        return PermanentFailure(f"not fetched {url}: {_describe(error)}")
     if isinstance(error, IngestFailure):
         return error
     return RetryableFailure(f"could not fetch {url}: {_describe(error)}")

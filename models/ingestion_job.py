@@ -80,9 +80,7 @@ class IngestionJob(Base):
     chapters_saved: Mapped[int] = mapped_column(Integer, default=0)
     chapters_locked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # What the run could not read (fields stored as null), each a line a user can read.
-    warnings: Mapped[list[str]] = mapped_column(
-        JSON, default=list, server_default=text("'[]'")
-    )
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     novel_id: Mapped[int | None] = mapped_column(ForeignKey("novels.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

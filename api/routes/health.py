@@ -12,6 +12,7 @@ import ingestion_queue
 from api.deps import SettingsDep
 from api.schemas import Health, HealthCheck
 from db import get_engine
+from errors import short_error
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +22,9 @@ def _timed(check: Callable[[], object]) -> HealthCheck:
     try:
         check()
     except Exception as error:
-        return HealthCheck(ok=False, latency_ms=None, error=f"{type(error).__name__}: {error}")
+        return HealthCheck(
+            ok=False, latency_ms=None, error=f"{type(error).__name__}: {short_error(error)}"
+        )
     return HealthCheck(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 

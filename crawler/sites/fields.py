@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from lxml import etree
+
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
 # A count as the sites print it: 782406 or 782,406 (ASCII digits only).
@@ -61,27 +63,66 @@ def parse_id(raw: object) -> str | None:
 # Elements that break a line where they start and end; every other element is inline, and
 # text on both sides of an inline boundary is one word ("J<em>olasin</em>" is "Jolasin").
 BREAKING = frozenset(
-    ["address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt", "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    }
 )
 UNREAD = frozenset({"script", "style", "template"})
 
 
-def reading_text(element: Any) -> str:
-    """The text of an lxml element as a reader sees it, whitespace folded."""
+def reading_text(root: Any) -> str:
+    """The text of an lxml element as a reader sees it, whitespace folded.
+
+    Iterative (lxml's iterwalk), so a page nested thousands deep cannot exhaust the stack.
+    """
     parts: list[str] = []
-    _collect(element, parts)
+    unread = 0  # depth inside script/style: their text is not read
+    for event, element in etree.iterwalk(root, events=("start", "end")):
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if event == "start":
+            unread += tag in UNREAD
+            parts.append(" " if tag in BREAKING else "")
+            if tag and not unread:
+                parts.append(element.text or "")
+            continue
+        unread -= tag in UNREAD
+        parts.append(" " if tag in BREAKING else "")
+        if element is not root and not unread:
+            parts.append(element.tail or "")
     return " ".join("".join(parts).split())
-
-
-def _collect(element: Any, parts: list[str]) -> None:
-    tag = element.tag if isinstance(element.tag, str) else ""  # comments have no str tag
-    breaks = tag.lower() in BREAKING
-    if breaks:
-        parts.append(" ")
-    if tag and tag.lower() not in UNREAD:
-        parts.append(element.text or "")
-        for child in element:
-            _collect(child, parts)
-            parts.append(child.tail or "")
-    if breaks:
-        parts.append(" ")

@@ -36,7 +36,8 @@ FICTION_PATH = re.compile(
 CHAPTER_ID = re.compile(r"/chapter/(?P<id>[0-9]{1,18})(?:/|$)")
 STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
-WINDOW_ARRAY = r"window\.{name}\s*=\s*(\[.*?\])\s*;"
+WINDOW_ARRAY = r"window\.{name}\s*=\s*(?=\[)"
+JSON = json.JSONDecoder()
 WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 NOTES_SEPARATOR = "\n<hr/>\n"
 # The "Pages" popover: "This story would be 2,845 pages long as a published paperback
@@ -44,7 +45,7 @@ NOTES_SEPARATOR = "\n<hr/>\n"
 # 782,406 words." Only a count followed by "words" (and not "words per ...") is the
 # story's length; the pages and words-per-page figures are not.
 STORY_WORDS = re.compile(r"(?<![\w,.])([0-9][0-9,]*)\s+words\b(?!\s+(?:a|per)\b)", re.I)
-NO_COVER = "nocover"  # the site's placeholder image: the fiction has no cover
+NO_COVER = "nocover"  # the site's placeholder image (/dist/img/nocover-new-min.png): no cover
 
 
 class RoyalRoadAdapter:
@@ -136,7 +137,7 @@ def _json_ld(page: Selector) -> dict[str, Any]:
     for raw in page.css('script[type="application/ld+json"]::text').getall():
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(data, dict) and data.get("@type") == "Book":
             return data
@@ -176,7 +177,12 @@ def _cover(page: Selector, book: dict[str, Any], url: str, notes: FieldNotes) ->
     if not src or not src.strip():
         notes.unread("cover_url", "no cover image on the page")
         return None
-    return None if NO_COVER in src else urljoin(url, src.strip())
+    if _basename(src).startswith(NO_COVER):
+        return None  # the site's placeholder: this fiction has no cover
+    cover = _join(url, src.strip(), same_host=False)
+    if cover is None:
+        notes.unread("cover_url", "the cover image's address is not an http(s) URL")
+    return cover
 
 
 def _tags(page: Selector, book: dict[str, Any], notes: FieldNotes) -> tuple[str, ...]:
@@ -232,15 +238,16 @@ def _rating(page: Selector, book: dict[str, Any], notes: FieldNotes) -> float | 
     aggregate = aggregate if isinstance(aggregate, dict) else {}
     raw = page.css('meta[property="books:rating:value"]::attr(content)').get()
     value = parse_number(raw if raw is not None else aggregate.get("ratingValue"))
+    # the site rates out of 5; a scale read off the page only if the page states one
     scale = parse_number(page.css('meta[property="books:rating:scale"]::attr(content)').get())
-    scale = scale or parse_number(aggregate.get("bestRating")) or 5.0
+    scale = scale if scale and scale > 0 else 5.0
     if value is None:
         if raw is not None or aggregate:
             notes.unread("rating", f"{raw or aggregate.get('ratingValue')!r} is not a rating")
         else:
             notes.unread("rating", "no books:rating:value or JSON-LD rating on the page")
         return None
-    if value == 0 or aggregate.get("ratingCount") == 0:
+    if value == 0 or parse_number(aggregate.get("ratingCount")) == 0:
         return None  # not rated yet: no rating, not a rating of 0
     if not 0 < value <= scale:
         notes.unread("rating", f"{value} is outside the site's scale 0-{scale:g}")
@@ -250,31 +257,44 @@ def _rating(page: Selector, book: dict[str, Any], notes: FieldNotes) -> float | 
 
 def _volumes(html: str, notes: FieldNotes) -> tuple[VolumeRecord, ...]:
     volumes: list[VolumeRecord] = []
-    for entry in _window_array(html, "volumes"):
-        if not isinstance(entry, dict) or (volume_id := parse_id(entry.get("id"))) is None:
-            notes.note("a volume without an id in window.volumes was skipped")
-            continue
-        order = parse_number(entry.get("order"))
-        title = entry.get("title")
-        volumes.append(
-            VolumeRecord(
-                volume_id,
-                " ".join(title.split()) if isinstance(title, str) else "",
-                int(order) if order is not None and abs(order) <= INT_MAX else len(volumes),
-            )
-        )
+    entries = _window_array(html, "volumes", notes)
+    for entry in entries or []:
+        volume = _volume(entry, position=len(volumes))
+        if volume is None:
+            notes.note("a volume without an id or title in window.volumes was skipped")
+        elif volume.site_volume_id not in {v.site_volume_id for v in volumes}:
+            volumes.append(volume)
     return tuple(sorted(volumes, key=lambda v: v.order))
 
 
-def _window_array(html: str, name: str) -> list[object]:
-    match = re.search(WINDOW_ARRAY.format(name=name), html, re.DOTALL)
+def _volume(entry: object, *, position: int) -> VolumeRecord | None:
+    if not isinstance(entry, dict) or (volume_id := parse_id(entry.get("id"))) is None:
+        return None
+    title = entry.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return None
+    order = parse_number(entry.get("order"))
+    if order is None or not order.is_integer() or abs(order) > INT_MAX:
+        order = position  # an unreadable order keeps the volume where the site lists it
+    return VolumeRecord(volume_id, " ".join(title.split()), int(order))
+
+
+def _window_array(html: str, name: str, notes: FieldNotes) -> list[object] | None:
+    """The JSON array assigned to `window.<name>` in an inline script; None if absent.
+
+    Decoded from its "[" to its own end, so a "];" inside a title does not cut it short.
+    """
+    match = re.search(WINDOW_ARRAY.format(name=name), html)
     if match is None:
-        return []
+        return None
     try:
-        value = json.loads(match.group(1))
-    except ValueError:
-        return []
-    return value if isinstance(value, list) else []
+        value, _ = JSON.raw_decode(html, match.end())
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list):
+        notes.note(f"window.{name} on the page is not a readable list: ignored")
+        return None
+    return value
 
 
 def _chapters(
@@ -287,7 +307,7 @@ def _chapters(
     is the fallback (and what older pages have).
     """
     listing = Listing(url, volumes, notes)
-    scripted = [c for c in _window_array(html, "chapters") if isinstance(c, dict)]
+    scripted = [c for c in _window_array(html, "chapters", notes) or [] if isinstance(c, dict)]
     if scripted:
         refs = listing.from_script(scripted)
     elif page.css("table#chapters"):
@@ -304,18 +324,20 @@ class Listing:
     def __init__(self, url: str, volumes: dict[str, str], notes: FieldNotes) -> None:
         self.url, self.volumes, self.notes = url, volumes, notes
         self.undated = self.untitled = self.no_volume = self.skipped = 0
+        self.doubled = self.off_site = 0
+        self.seen: set[str] = set()
 
     def from_script(self, entries: list[dict[str, Any]]) -> list[ChapterRef]:
         refs: list[ChapterRef] = []
         for entry in entries:
             chapter_id = parse_id(entry.get("id"))
             link = entry.get("url")
-            chapter_url = urljoin(self.url, link) if isinstance(link, str) and link else None
+            chapter_url = self._link(link) if isinstance(link, str) and link else None
             if chapter_id is None and chapter_url is not None:
                 chapter_id = _chapter_id(chapter_url)
-            if chapter_id is None:
-                self.skipped += 1
+            if not self._new(chapter_id, link, chapter_url):
                 continue
+            assert chapter_id is not None
             date = entry.get("date")
             refs.append(
                 ChapterRef(
@@ -333,11 +355,11 @@ class Listing:
     def from_rows(self, rows: SelectorList[Selector]) -> list[ChapterRef]:
         refs: list[ChapterRef] = []
         for row in rows:
-            chapter_url = urljoin(self.url, row.attrib["data-url"])
-            chapter_id = _chapter_id(chapter_url)
-            if chapter_id is None:
-                self.skipped += 1
+            chapter_url = self._link(row.attrib["data-url"])
+            chapter_id = _chapter_id(chapter_url) if chapter_url else None
+            if not self._new(chapter_id, row.attrib["data-url"], chapter_url):
                 continue
+            assert chapter_id is not None and chapter_url is not None
             refs.append(
                 ChapterRef(
                     site_chapter_id=chapter_id,
@@ -349,6 +371,22 @@ class Listing:
                 )
             )
         return refs
+
+    def _link(self, link: str) -> str | None:
+        return _join(self.url, link, same_host=True)
+
+    def _new(self, chapter_id: str | None, link: object, chapter_url: str | None) -> bool:
+        """Whether an entry is a chapter to list: an id, on this site, not listed before."""
+        if link and chapter_url is None:
+            self.off_site += 1
+        elif chapter_id is None:
+            self.skipped += 1
+        elif chapter_id in self.seen:
+            self.doubled += 1
+        else:
+            self.seen.add(chapter_id)
+            return True
+        return False
 
     def _title(self, raw: object) -> str:
         title = " ".join(raw.split()) if isinstance(raw, str) else ""
@@ -369,6 +407,8 @@ class Listing:
     def report(self) -> None:
         for count, what in (
             (self.skipped, "listed without a chapter id: skipped"),
+            (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
+            (self.doubled, "listed twice: the first listing kept"),
             (self.untitled, "without a title"),
             (self.undated, "published_at not read; stored as null"),
             (
@@ -380,6 +420,28 @@ class Listing:
                 self.notes.note(f"{count} chapters {what}")
 
 
+def _basename(url: str) -> str:
+    try:
+        return urlsplit(url).path.rsplit("/", 1)[-1].lower()
+    except ValueError:
+        return ""
+
+
+def _join(base: str, link: str, *, same_host: bool) -> str | None:
+    """`link` made absolute on `base`: an http(s) URL (on base's host when `same_host`)."""
+    try:
+        joined = urljoin(base, link.strip())
+        parts, origin = urlsplit(joined), urlsplit(base)
+        port_ok = parts.port == origin.port if same_host else (parts.port or 0) >= 0
+    except ValueError:  # e.g. "http://[abc/": no URL at all
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return None
+    if same_host and parts.hostname != origin.hostname:
+        return None
+    return joined
+
+
 def _chapter_id(url: str) -> str | None:
     match = CHAPTER_ID.search(urlsplit(url).path)
     return parse_id(match.group("id")) if match else None
@@ -387,7 +449,7 @@ def _chapter_id(url: str) -> str | None:
 
 def _row_date(row: Selector) -> datetime | None:
     unix = parse_count(row.css("time::attr(unixtime)").get())
-    if unix is not None:
+    if unix is not None:  # at most INT_MAX: 2038, a date every platform holds
         return datetime.fromtimestamp(unix, tz=UTC)
     stamp = row.css("time::attr(datetime)").get()
     return _iso_date(stamp) if stamp else None
@@ -397,9 +459,9 @@ def _iso_date(raw: str) -> datetime | None:
     cleaned = re.sub(r"(\.\d{6})\d+", r"\1", raw.strip())
     try:
         parsed = datetime.fromisoformat(cleaned)
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # not a date, or one UTC cannot hold (year 1 +05:00)
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- chapter page ---------------------------------------------------------------------

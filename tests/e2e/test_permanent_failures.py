@@ -73,9 +73,11 @@ def _raise(error: BaseException) -> Callable[..., Any]:
     return broken
 
 
+@pytest.mark.parametrize("database", ["pg_db", "sqlite_db"])
 def test_a_chapter_parser_exception_ends_the_job_at_once(
-    pg_db: str, fixture_site: FixtureSite
+    database: str, request: pytest.FixtureRequest, fixture_site: FixtureSite
 ) -> None:
+    request.getfixturevalue(database)
     detail = "bad markup near http://reader:hunter2@example.invalid/x; " + "y" * 3000
 
     def sabotage() -> None:
@@ -99,7 +101,12 @@ def test_a_fiction_page_parser_exception_ends_the_job_at_once(
     assert fixture_site.hits("/fiction/1002/fixture-fiction-1002/chapter/") == 0
 
 
-def test_a_message_over_the_cap_is_cut(pg_db: str, fixture_site: FixtureSite) -> None:
+@pytest.mark.parametrize("database", ["pg_db", "sqlite_db"])
+def test_a_message_over_the_cap_is_cut(
+    database: str, request: pytest.FixtureRequest, fixture_site: FixtureSite
+) -> None:
+    request.getfixturevalue(database)
+
     def sabotage() -> None:
         ADAPTER.parse_chapter = _raise(ParseError("chapter page lacks " + "z" * 5000))  # type: ignore[method-assign]
 

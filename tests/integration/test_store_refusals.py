@@ -15,6 +15,7 @@ from crawler.items import ChapterRecord
 from db import session_scope
 from errors import MESSAGE_LIMIT, StoreError, classify
 from models import Chapter, Novel
+from novel_store import save_chapters, save_novel
 from tests.integration.test_novel_store import _novel, _records, _save
 from tests.utils.jobs import counts
 
@@ -122,3 +123,51 @@ def test_postgresql_integer_overflow_is_named_not_dumped(pg_db: str) -> None:
     }
     message = str(classify(_refused_by_the_database(values), doing="store novel"))
     assert message == "could not store novel: the database refused it (integer out of range)"
+
+
+@pytest.mark.usefixtures("database")
+def test_text_the_database_cannot_hold_is_cleaned_not_refused() -> None:
+    novel = replace(_novel(), author="A.\x00 Writer", tags=("Fan\x00tasy", "\ud83d"))
+    chapters = _records(novel)
+    chapters[0] = replace(chapters[0], title="Chapter\x00 1")
+    novel_id = _save(novel, chapters)
+    with session_scope() as session:
+        stored = session.get(Novel, novel_id)
+        assert stored is not None
+        assert (stored.author, stored.tags) == ("A. Writer", ["Fantasy", "?"])
+        first = session.query(Chapter).filter_by(position=1).one()
+        assert first.title == "Chapter 1"
+
+
+@pytest.mark.usefixtures("database")
+def test_an_optional_text_too_long_for_its_column_is_null_with_a_note() -> None:
+    novel = replace(_novel(), author="a" * 300)
+    notes: list[str] = []
+    with session_scope() as session:
+        novel_id = save_novel(session, novel, notes=notes)
+        save_chapters(session, novel_id, _records(novel), notes=notes)
+    with session_scope() as session:
+        stored = session.get(Novel, novel_id)
+        assert stored is not None and stored.author is None
+    assert notes == ["novel: author too long (300 characters, at most 256); stored as null"]
+
+
+@pytest.mark.usefixtures("database")
+def test_a_chapter_locked_since_it_was_stored_keeps_its_text() -> None:
+    novel = _novel(2)
+    _save(novel, _records(novel))
+    relocked = replace(novel.chapters[1], title="Chapter 2 (now premium)", locked=True)
+    again = replace(novel, chapters=(novel.chapters[0], relocked))
+    _save(again, [_records(again)[0], ChapterRecord.locked_from(relocked)])
+    with session_scope() as session:
+        second = session.query(Chapter).filter_by(position=2).one()
+        assert (second.locked, second.title) == (True, "Chapter 2 (now premium)")
+        assert second.content_html == "<p>story 2</p>" and second.word_count == 2
+
+
+@pytest.mark.usefixtures("database")
+def test_a_chapter_listed_twice_is_refused_in_words() -> None:
+    novel = _novel(2)
+    chapters = _records(novel)
+    with pytest.raises(StoreError, match="a chapter id is listed twice"):
+        _save(novel, [*chapters, chapters[0]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
@@ -13,6 +15,7 @@ from errors import (
     RetryableFailure,
     StoreError,
     classify,
+    is_outage,
     safe_message,
 )
 
@@ -90,3 +93,54 @@ def test_failures_are_classified_once(error: Exception, kind: type, text: str) -
 def test_the_service_s_own_failures_pass_through() -> None:
     parse = ParseError("chapter page has no chapter text")
     assert classify(parse, doing="parse") is parse
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://u:p@ss@db.internal/novels down", "postgresql://db.internal/novels down"),
+        ("redis://:s3cret@127.0.0.1:6379/0 down", "redis://127.0.0.1:6379/0 down"),
+        (
+            "see https://example.invalid/users/@someone",
+            "see https://example.invalid/users/@someone",
+        ),
+        ("nul\x00 and a lone \ud800 surrogate", "nul and a lone ? surrogate"),
+    ],
+)
+def test_what_a_message_never_shows(text: str, shown: str) -> None:
+    assert safe_message(text) == shown
+
+
+def test_a_refused_value_is_not_quoted_back() -> None:
+    refused = DataError(SQL, PARAMS, _DriverError('invalid input syntax for type integer: "ab"'))
+    assert str(classify(refused, doing="store novel")) == (
+        "could not store novel: the database refused it (invalid input syntax for type integer)"
+    )
+
+
+class _PgError(Exception):
+    def __init__(self, message: str, pgcode: str) -> None:
+        super().__init__(message)
+        self.pgcode = pgcode
+
+
+def _sqlite_error(message: str) -> Exception:
+    return sqlite3.OperationalError(message)
+
+
+@pytest.mark.parametrize(
+    ("orig", "outage"),
+    [
+        (_PgError("terminating connection due to administrator command", "57P01"), True),
+        (_PgError("could not serialize access", "40001"), True),
+        (_PgError("too many connections", "53300"), True),
+        (_PgError("index row size exceeds maximum", "54000"), False),  # a refused statement
+        (_DriverError("could not connect to server: Connection refused"), True),  # no code
+        (_sqlite_error("database is locked"), True),
+        (_sqlite_error("no such column: chapters.locked"), False),  # a schema not migrated
+    ],
+)
+def test_an_outage_is_a_server_away_not_a_statement_refused(orig: Exception, outage: bool) -> None:
+    error = OperationalError(SQL, PARAMS, orig)
+    assert is_outage(error) is outage
+    assert classify(error, doing="store novel").retryable is outage
