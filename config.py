@@ -13,7 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty variable (`CRAWLER_DOWNLOAD_DELAY=`) means unset: the default applies.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- storage -------------------------------------------------------------------------
     database_url: str = "sqlite:///data/novels.db"
@@ -44,8 +47,9 @@ class Settings(BaseSettings):
 
     # --- crawler -------------------------------------------------------------------------
     crawler_concurrent_requests: int = 16
-    crawler_concurrent_requests_per_domain: int = 4
-    crawler_download_delay: float = 0.5
+    # Unset: each site's own pace (crawler/sites/<site>.py `politeness`); set: every site's.
+    crawler_concurrent_requests_per_domain: int | None = Field(default=None, ge=1)
+    crawler_download_delay: float | None = Field(default=None, ge=0)
     crawler_download_timeout: float = 30.0
     crawler_retry_times: int = Field(default=2, ge=0, description="retries of one page")
     crawler_retry_backoff: float = Field(default=0.5, ge=0, description="first page retry wait")

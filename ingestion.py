@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from config import Settings, get_settings
 from crawler import sites
 from crawler.crawl import crawl
-from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
-from crawler.sites.base import SiteAdapter
+from crawler.items import ChapterRecord, FictionRef, NovelRecord
+from crawler.sites.base import Fetch, SiteAdapter
 from crawler.spiders.fiction import CrawlResult
 from db import OUTAGE_ERRORS, riding_outages, session_scope
 from errors import (
@@ -201,34 +201,37 @@ def _final_message(reason: str, attempts: int, *, final: bool) -> str:
 def parse_chapters(
     adapter: SiteAdapter,
     novel: NovelRecord,
-    pages: dict[str, str],
+    pages: list[tuple[Fetch, str]],
     *,
     fatal: tuple[type[BaseException], ...] = (),
 ) -> list[ChapterRecord]:
-    """Every chapter of the listing: parsed from its page, or locked without text."""
-    records = []
+    """Every chapter of the listing, in reading order: parsed from the page that holds
+    it, or locked without text."""
+    parsed: dict[str, ChapterRecord] = {}
+    for fetch, page in pages:
+        for record in _parse_page(adapter, page, fetch, fatal):
+            parsed[record.site_chapter_id] = record
+    records: list[ChapterRecord] = []
     for ref in novel.chapters:
-        if ref.locked:
-            records.append(ChapterRecord.locked_from(ref))
-            continue
-        page = pages.get(ref.site_chapter_id)
-        if page is None:
+        found = ChapterRecord.locked_from(ref) if ref.locked else parsed.get(ref.site_chapter_id)
+        if found is None:
             raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
-        records.append(_parse_chapter(adapter, page, ref, fatal))
+        records.append(found)
     return records
 
 
-def _parse_chapter(
-    adapter: SiteAdapter, page: str, ref: ChapterRef, fatal: tuple[type[BaseException], ...]
-) -> ChapterRecord:
+def _parse_page(
+    adapter: SiteAdapter, page: str, fetch: Fetch, fatal: tuple[type[BaseException], ...]
+) -> list[ChapterRecord]:
     passing: tuple[type[BaseException], ...] = (IngestFailure, *fatal)
     try:
-        return adapter.parse_chapter(page, ref)
+        return adapter.parse_chapters(page, fetch)
     except passing:
         raise
     except Exception as error:  # a parser bug: it fails the same way on every attempt
-        log.exception("parser failed on chapter %s (%s)", ref.site_chapter_id, ref.url)
-        raise classify(error, doing=f"parse chapter {ref.site_chapter_id} ({ref.url})") from error
+        log.exception("parser failed on %s", fetch.url)
+        ids = ", ".join(ref.site_chapter_id for ref in fetch.refs[:3])
+        raise classify(error, doing=f"parse chapter {ids} ({fetch.url})") from error
 
 
 WARNINGS_MAX = 50  # lines kept per job; the rest is summed up in one line

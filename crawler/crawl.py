@@ -18,6 +18,7 @@ from scrapy.utils.reactor import install_reactor
 from twisted.python.failure import Failure
 
 from config import Settings
+from crawler import sites
 from crawler.items import FictionRef
 from crawler.settings import REACTOR, scrapy_settings
 from crawler.sites.base import SiteAdapter
@@ -89,7 +90,14 @@ def crawl(
     )
     result = CrawlResult()
     runner, crawler = _runner_and_crawler(settings)
-    done = runner.crawl(crawler, ref=ref, adapter=adapter, result=result, listener=listener)
+    done = runner.crawl(
+        crawler,
+        ref=ref,
+        adapter=adapter,
+        result=result,
+        listener=listener,
+        politeness=sites.politeness(adapter, settings),
+    )
     done.addErrback(lambda failure: _record_crash(result, failure))
     done.addBoth(lambda _: reactor.stop())
     alarm = reactor.callLater(max(timeout, 0.0), _time_out, runner, result, settings.job_timeout)

@@ -54,6 +54,15 @@ class NovelRecord:
     published_at: datetime | None = None  # earliest chapter date
     # Fields the parser could not read (stored as null), in words: the job's warnings.
     parse_warnings: tuple[str, ...] = field(default=())
+    # Tags by kind, in the site's order: (("fandom", ("A", "B")), ("relationship", ...)).
+    # Kinds used: genre, tag, fandom, relationship, character, freeform, category,
+    # warning, rating, series. `tags` stays the flat list a reader filters on.
+    tag_groups: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    language: str | None = None  # as the site names it: "English"
+    content_rating: str | None = None  # the site's audience rating: "Teen And Up Audiences"
+    chapters_planned: int | None = None  # AO3's y in "Chapters: x/y"; None for "?" or unknown
+    site_updated_at: datetime | None = None  # when the site says the fiction last changed
+    notes_html: str | None = None  # work-level notes (AO3's head and end notes), apart
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "USER_AGENT": settings.crawler_user_agent,
         "ROBOTSTXT_OBEY": settings.crawler_obey_robots_txt,
         "CONCURRENT_REQUESTS": settings.crawler_concurrent_requests,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_concurrent_requests_per_domain,
-        "DOWNLOAD_DELAY": settings.crawler_download_delay,
+        # the spider sets the site's pace on its download slots (crawler/sites politeness)
+        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_concurrent_requests_per_domain or 4,
+        "DOWNLOAD_DELAY": settings.crawler_download_delay or 0.0,
         "DOWNLOAD_TIMEOUT": settings.crawler_download_timeout,
         "DOWNLOAD_MAXSIZE": settings.crawler_max_page_bytes,
         "DOWNLOAD_WARNSIZE": 0,

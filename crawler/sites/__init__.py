@@ -5,12 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from config import Settings
 from crawler.items import FictionRef
 from crawler.sites import royalroad
-from crawler.sites.base import SiteAdapter
+from crawler.sites.base import Politeness, SiteAdapter
 from errors import InvalidURLError, UnsupportedSiteError
 
 ADAPTERS: dict[str, SiteAdapter] = {adapter.name: adapter for adapter in (royalroad.ADAPTER,)}
+
+
+def politeness(adapter: SiteAdapter, settings: Settings) -> Politeness:
+    """The pace of one crawl: the operator's settings where set, else the site's own."""
+    site = adapter.politeness
+    delay, concurrency = (
+        settings.crawler_download_delay,
+        settings.crawler_concurrent_requests_per_domain,
+    )
+    return Politeness(
+        download_delay=site.download_delay if delay is None else delay,
+        concurrent_requests=site.concurrent_requests if concurrency is None else concurrency,
+    )
 
 
 def supported_sites() -> str:

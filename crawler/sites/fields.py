@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from lxml import etree
 
@@ -126,3 +128,22 @@ def reading_text(root: Any) -> str:
         if element is not root and not unread:
             parts.append(element.tail or "")
     return " ".join("".join(parts).split())
+
+
+def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
+    """`link` as a URL to fetch: absolute on `base`, http(s), on base's host or one of the
+    site's own `hosts`, and rebased onto base's scheme://host[:port] (so a fiction reached
+    through an alias, a mirror or a test server, is crawled there, never on the real host).
+    None for anything else: another host, another scheme, no URL at all.
+    """
+    try:
+        joined = urlsplit(urljoin(base, link.strip()))
+        origin = urlsplit(base)
+        same_origin = joined.hostname == origin.hostname and joined.port == origin.port
+    except ValueError:  # e.g. "http://[abc/": no URL at all
+        return None
+    if joined.scheme not in ("http", "https") or not joined.hostname:
+        return None
+    if not same_origin and joined.hostname not in hosts:
+        return None
+    return urlunsplit((origin.scheme, origin.netloc, joined.path or "/", joined.query, ""))

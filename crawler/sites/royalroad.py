@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 from parsel import Selector, SelectorList
 
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord, VolumeRecord
+from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import (
     INT_MAX,
     FieldNotes,
@@ -25,6 +26,7 @@ from crawler.sites.fields import (
     parse_id,
     parse_number,
     reading_text,
+    site_link,
 )
 from errors import InvalidURLError, ParseError
 
@@ -49,10 +51,17 @@ NO_COVER = "nocover"  # the site's placeholder image (/dist/img/nocover-new-min.
 
 
 class RoyalRoadAdapter:
+    """One fiction page lists every chapter; one page per chapter."""
+
     name = "royalroad"
     display_name = "Royal Road"
     hosts: tuple[str, ...] = ("www.royalroad.com", "royalroad.com")
+    url_patterns: tuple[str, ...] = (
+        "/fiction/<id>[/<slug>]",
+        "/fiction/<id>/<slug>/chapter/<chapter id>[/<slug>]",
+    )
     example_url = "https://www.royalroad.com/fiction/12345/some-fiction"
+    politeness = Politeness(download_delay=0.5, concurrent_requests=4)
 
     def fiction_ref(self, url: str, *, base: str) -> FictionRef:
         match = FICTION_PATH.match(urlsplit(url.strip()).path)
@@ -63,6 +72,27 @@ class RoyalRoadAdapter:
             )
         site_id = str(int(match.group("id")))  # /fiction/0024 is fiction 24
         return FictionRef(site=self.name, site_id=site_id, url=f"{base}/fiction/{site_id}")
+
+    def first_fetch(self, ref: FictionRef) -> Fetch:
+        return Fetch(ref.url, "listing", label="fiction")
+
+    def check_page(self, html: str, url: str) -> None:
+        """Royal Road's errors come with their HTTP status; a 200 is a page."""
+
+    def read_listing(
+        self, html: str, url: str, fetch: Fetch, known: NovelRecord | None
+    ) -> ListingStep:
+        return ListingStep(self.parse_fiction(html, url))
+
+    def chapter_fetches(self, novel: NovelRecord) -> tuple[Fetch, ...]:
+        return tuple(
+            Fetch(ref.url, "chapters", refs=(ref,), label="chapter")
+            for ref in novel.chapters
+            if not ref.locked
+        )
+
+    def parse_chapters(self, html: str, fetch: Fetch) -> list[ChapterRecord]:
+        return [self.parse_chapter(html, ref) for ref in fetch.refs]
 
     def parse_fiction(self, html: str, url: str) -> NovelRecord:
         page = Selector(text=html)
@@ -179,7 +209,7 @@ def _cover(page: Selector, book: dict[str, Any], url: str, notes: FieldNotes) ->
         return None
     if _basename(src).startswith(NO_COVER):
         return None  # the site's placeholder: this fiction has no cover
-    cover = _join(url, src.strip(), same_host=False)
+    cover = _cover_url(url, src.strip())
     if cover is None:
         notes.unread("cover_url", "the cover image's address is not an http(s) URL")
     return cover
@@ -373,7 +403,7 @@ class Listing:
         return refs
 
     def _link(self, link: str) -> str | None:
-        return _join(self.url, link, same_host=True)
+        return site_link(self.url, link, hosts=RoyalRoadAdapter.hosts)
 
     def _new(self, chapter_id: str | None, link: object, chapter_url: str | None) -> bool:
         """Whether an entry is a chapter to list: an id, on this site, not listed before."""
@@ -427,19 +457,15 @@ def _basename(url: str) -> str:
         return ""
 
 
-def _join(base: str, link: str, *, same_host: bool) -> str | None:
-    """`link` made absolute on `base`: an http(s) URL (on base's host when `same_host`)."""
+def _cover_url(base: str, src: str) -> str | None:
+    """An image may live on any host (the site's CDN): any http(s) URL, as the page has it."""
     try:
-        joined = urljoin(base, link.strip())
-        parts, origin = urlsplit(joined), urlsplit(base)
-        port_ok = parts.port == origin.port if same_host else (parts.port or 0) >= 0
+        joined = urljoin(base, src)
+        parts = urlsplit(joined)
+        _ = parts.port  # raises on a port that is no port
     except ValueError:  # e.g. "http://[abc/": no URL at all
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        return None
-    if same_host and parts.hostname != origin.hostname:
-        return None
-    return joined
+    return joined if parts.scheme in ("http", "https") and parts.hostname else None
 
 
 def _chapter_id(url: str) -> str | None:

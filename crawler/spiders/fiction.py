@@ -1,17 +1,18 @@
-"""The fiction spider: fetch a fiction page, then every chapter page it lists.
+"""The fiction spider: the steps a site adapter names, for any site.
 
-It only fetches (the job's CRAWLING phase). Chapter pages are kept as text for the
-PARSING phase; the fiction page is read for its chapter list, which crawling needs.
-The first page that cannot be had ends the crawl: a novel with a missing chapter is
-not a correct novel.
+It only fetches (the job's CRAWLING phase). It asks the adapter for the first page, hands
+every listing page back to it until the listing is whole (a fiction page, a table of
+contents that needs more requests, a consent page to get past), then fetches the pages
+that hold the chapters' text and keeps them for the PARSING phase. The first page that
+cannot be had ends the crawl: a novel with a missing chapter is not a correct novel.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import scrapy
 from scrapy.exceptions import CloseSpider
@@ -19,12 +20,13 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.failures import classify
-from crawler.items import ChapterRef, FictionRef, NovelRecord
-from crawler.sites.base import SiteAdapter
+from crawler.items import FictionRef, NovelRecord
+from crawler.sites.base import Fetch, ListingStep, Politeness, SiteAdapter
 from errors import IngestFailure
 from errors import classify as classify_error
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CrawlListener(Protocol):
@@ -36,8 +38,12 @@ class CrawlListener(Protocol):
 @dataclass
 class CrawlResult:
     novel: NovelRecord | None = None
-    chapter_pages: dict[str, str] = field(default_factory=dict)
+    # the pages that hold chapter text, in the order they arrived
+    chapter_pages: list[tuple[Fetch, str]] = field(default_factory=list)
     failure: IngestFailure | None = None
+
+    def chapters_fetched(self) -> int:
+        return sum(len(fetch.refs) for fetch, _ in self.chapter_pages)
 
 
 class FictionSpider(scrapy.Spider):
@@ -50,45 +56,81 @@ class FictionSpider(scrapy.Spider):
         adapter: SiteAdapter,
         result: CrawlResult,
         listener: CrawlListener,
+        politeness: Politeness,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ref, self.adapter, self.result, self.listener = ref, adapter, result, listener
+        # Scrapy reads these for the spider's download slots: the site's pace, or the
+        # operator's CRAWLER_DOWNLOAD_DELAY / CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN.
+        self.download_delay = politeness.download_delay
+        self.max_concurrent_requests = politeness.concurrent_requests
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        yield scrapy.Request(self.ref.url, callback=self.parse_fiction, errback=self.failed)
+        yield self._request(self.adapter.first_fetch(self.ref), known=None)
 
-    def parse_fiction(self, response: Response) -> Iterator[scrapy.Request]:
-        novel = self._guard(lambda: self.adapter.parse_fiction(response.text, response.url))
+    def _request(self, fetch: Fetch, *, known: NovelRecord | None) -> scrapy.Request:
+        callback: Callable[..., Any]
+        if fetch.step == "listing":
+            callback, kwargs = self.read_listing, {"fetch": fetch, "known": known}
+        else:
+            callback, kwargs = self.keep_chapters, {"fetch": fetch}
+        if fetch.method == "POST":
+            return scrapy.FormRequest(
+                fetch.url,
+                formdata=list(fetch.form),
+                callback=callback,
+                errback=self.failed,
+                cb_kwargs=kwargs,
+            )
+        return scrapy.Request(fetch.url, callback=callback, errback=self.failed, cb_kwargs=kwargs)
+
+    def read_listing(
+        self, response: Response, fetch: Fetch, known: NovelRecord | None
+    ) -> Iterator[scrapy.Request]:
+        text = response.text
+        step: ListingStep = self._guard(
+            lambda: self._read(text, response.url, fetch, known), f"read {response.url}"
+        )
+        if step.follow:
+            for more in step.follow:
+                yield self._request(more, known=step.novel)
+            return
+        novel = step.novel
+        if novel is None:
+            bug = RuntimeError("the listing ended without a novel")
+            self._stop(classify_error(bug, doing=f"read {response.url}"))
         self.result.novel = novel
         self.listener.chapters_found(len(novel.chapters))
-        for ref in novel.chapters:
-            if ref.locked:  # listed, not served: fetching it would only fetch a lock page
-                continue
-            yield scrapy.Request(
-                ref.url, callback=self.keep_chapter, errback=self.failed, cb_kwargs={"ref": ref}
-            )
+        fetches = self._guard(lambda: self.adapter.chapter_fetches(novel), "list chapter pages")
+        for chapter_fetch in fetches:
+            yield self._request(chapter_fetch, known=novel)
 
-    def keep_chapter(self, response: Response, ref: ChapterRef) -> None:
-        self.result.chapter_pages[ref.site_chapter_id] = response.text
-        self.listener.page_fetched(len(self.result.chapter_pages))
+    def _read(self, text: str, url: str, fetch: Fetch, known: NovelRecord | None) -> ListingStep:
+        self.adapter.check_page(text, url)
+        return self.adapter.read_listing(text, url, fetch, known)
+
+    def keep_chapters(self, response: Response, fetch: Fetch) -> None:
+        text = response.text
+        self._guard(lambda: self.adapter.check_page(text, response.url), f"read {response.url}")
+        self.result.chapter_pages.append((fetch, text))
+        self.listener.page_fetched(self.result.chapters_fetched())
 
     def failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)
         url = request.url if request is not None else self.ref.url
         self._stop(classify(failure, url))
 
-    def _guard(self, parse: Any) -> NovelRecord:
+    def _guard(self, call: Callable[[], T], doing: str) -> T:
         try:
-            novel: NovelRecord = parse()
+            return call()
         except IngestFailure as error:
-            self._stop(error)
+            return self._stop(error)
         except Exception as error:  # a parser bug: the same page fails the same way again
-            log.exception("parser failed on the fiction page %s", self.ref.url)
-            self._stop(classify_error(error, doing=f"parse the fiction page {self.ref.url}"))
-        return novel
+            log.exception("adapter %s failed to %s", self.adapter.name, doing)
+            return self._stop(classify_error(error, doing=f"{doing} ({self.adapter.name} adapter)"))
 
-    def _stop(self, error: IngestFailure) -> None:
+    def _stop(self, error: IngestFailure) -> NoReturn:
         if self.result.failure is None:
             self.result.failure = error
         raise CloseSpider(str(error))

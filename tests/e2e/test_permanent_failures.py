@@ -96,7 +96,8 @@ def test_a_fiction_page_parser_exception_ends_the_job_at_once(
         ADAPTER.parse_fiction = _raise(KeyError("data-url"))  # type: ignore[method-assign]
 
     message = _assert_ended_at_once(_run_broken(fixture_site, 1002, sabotage), phase="crawling")
-    assert message.startswith("internal error while trying to parse the fiction page ")
+    assert message.startswith(f"internal error while trying to read {fixture_site.base_url}/")
+    assert "(royalroad adapter)" in message
     assert message.endswith("KeyError: 'data-url'")
     assert fixture_site.hits("/fiction/1002/fixture-fiction-1002/chapter/") == 0
 

@@ -84,4 +84,5 @@ def test_env_example_defaults_match_the_code() -> None:
     for name, field in Settings.model_fields.items():
         default = field.default
         shown = str(default).lower() if isinstance(default, bool) else str(default)
+        shown = "" if default is None else shown  # `NAME=`: unset
         assert documented[name.upper()] == shown, name
