@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import errors
-from api.routes import health, ingest, jobs, novels
+from api.routes import health, ingest, jobs, novels, sites
 from config import get_settings
 
 
@@ -15,7 +15,7 @@ def create_app() -> FastAPI:
         description="Send a fiction URL, follow the job, read the novel and its chapters.",
         version="0.1.0",
     )
-    for module in (ingest, jobs, novels, health):
+    for module in (ingest, jobs, novels, sites, health):
         app.include_router(module.router)
     errors.install(app)
     return app

@@ -101,6 +101,12 @@ def _novel_values(novel: NovelRecord) -> dict[str, Any]:
             "rating": novel.rating,
             "volumes": [asdict(v) for v in novel.volumes],
             "published_at": novel.published_at,
+            "tag_groups": {kind: list(names) for kind, names in novel.tag_groups},
+            "language": novel.language,
+            "content_rating": novel.content_rating,
+            "chapters_planned": novel.chapters_planned,
+            "site_updated_at": novel.site_updated_at,
+            "notes_html": novel.notes_html,
             "updated_at": utcnow(),
         }
     )

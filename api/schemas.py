@@ -91,9 +91,27 @@ class NovelPublic(BaseModel):
 
 class NovelDetail(NovelPublic):
     description: str | None
-    warnings: list[str]
+    warnings: list[str] = Field(description="the site's content warnings")
+    tag_groups: dict[str, list[str]] = Field(
+        description="tags by kind (fandom, relationship, character, freeform, genre ...)"
+    )
+    language: str | None
+    content_rating: str | None = Field(description="the site's audience rating, e.g. Mature")
+    chapters_planned: int | None = Field(description="chapters the author plans, if stated")
+    site_updated_at: datetime | None = Field(description="when the site says it last changed")
+    notes_html: str | None = Field(description="work-level author notes, apart from chapters")
     volumes: list[dict[str, Any]]
     chapter_count: int
+
+
+class SitePublic(BaseModel):
+    id: str = Field(description="the site id used in `site` and CRAWLER_SITE_ALIASES")
+    name: str
+    hosts: list[str]
+    url_patterns: list[str]
+    example_url: str
+    download_delay: float = Field(description="seconds between requests to the site")
+    concurrent_requests: int = Field(description="requests in flight to the site at once")
 
 
 class ChapterSummary(BaseModel):

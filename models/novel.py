@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -30,5 +30,14 @@ class Novel(Base):
     rating: Mapped[float | None] = mapped_column(Float)
     volumes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # tags by kind, e.g. {"fandom": [...], "relationship": [...]}: `tags` is the flat list
+    tag_groups: Mapped[dict[str, list[str]]] = mapped_column(
+        JSON, default=dict, server_default=text("'{}'")
+    )
+    language: Mapped[str | None] = mapped_column(String(64))
+    content_rating: Mapped[str | None] = mapped_column(String(64))
+    chapters_planned: Mapped[int | None] = mapped_column(Integer)
+    site_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    notes_html: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -41,13 +41,25 @@ os.environ.update(
 DEAD_PORT = services.free_port()  # nothing listens here: a site that is down
 
 
+SITES = ("royalroad", "scribblehub", "ao3")
+
+
 @pytest.fixture(scope="session")
-def fixture_site() -> Iterator[FixtureSite]:
-    with FixtureSite() as site:
-        aliases = f"{site.host}=royalroad,127.0.0.1:{DEAD_PORT}=royalroad"
-        os.environ["CRAWLER_SITE_ALIASES"] = aliases
-        services.clear_settings_caches()
-        yield site
+def fixture_sites() -> Iterator[dict[str, FixtureSite]]:
+    """One look-alike server per site, each reached through an alias for its site."""
+    started = {name: FixtureSite(site=name).start() for name in SITES}
+    aliases = [f"{s.host}={name}" for name, s in started.items()]
+    os.environ["CRAWLER_SITE_ALIASES"] = ",".join([*aliases, f"127.0.0.1:{DEAD_PORT}=royalroad"])
+    services.clear_settings_caches()
+    yield started
+    for site in started.values():
+        site.stop()
+
+
+@pytest.fixture(scope="session")
+def fixture_site(fixture_sites: dict[str, FixtureSite]) -> FixtureSite:
+    """The Royal Road look-alike (most tests crawl it)."""
+    return fixture_sites["royalroad"]
 
 
 @pytest.fixture
@@ -80,25 +92,29 @@ def redis_conn() -> Iterator[Redis]:
 
 
 @pytest.fixture
-def pg_db(_pg_schema: str, fixture_site: FixtureSite, redis_conn: Redis) -> Iterator[str]:
+def pg_db(
+    _pg_schema: str, fixture_sites: dict[str, FixtureSite], redis_conn: Redis
+) -> Iterator[str]:
     """A clean PostgreSQL schema and Redis db, with the settings pointing at them."""
     os.environ["DATABASE_URL"] = _pg_schema
     services.clear_settings_caches()
     services.truncate_all()
-    fixture_site.reset()
+    for site in fixture_sites.values():
+        site.reset()
     yield _pg_schema
 
 
 @pytest.fixture
 def sqlite_db(
-    tmp_path: Path, fixture_site: FixtureSite, redis_conn: Redis, _pg_schema: str
+    tmp_path: Path, fixture_sites: dict[str, FixtureSite], redis_conn: Redis, _pg_schema: str
 ) -> Iterator[str]:
     """A fresh SQLite file with the schema, for the duration of one test."""
     url = f"sqlite:///{tmp_path / 'novels.db'}"
     os.environ["DATABASE_URL"] = url
     services.clear_settings_caches()
     services.migrate()
-    fixture_site.reset()
+    for site in fixture_sites.values():
+        site.reset()
     yield url
     os.environ["DATABASE_URL"] = _pg_schema
     services.clear_settings_caches()

@@ -26,6 +26,12 @@ def get_novel(novel_id: RowId, session: SessionDep) -> NovelDetail:
         **base,
         description=novel.description,
         warnings=novel.warnings,
+        tag_groups=novel.tag_groups or {},
+        language=novel.language,
+        content_rating=novel.content_rating,
+        chapters_planned=novel.chapters_planned,
+        site_updated_at=novel.site_updated_at,
+        notes_html=novel.notes_html,
         volumes=novel.volumes,
         chapter_count=novels.chapter_count(session, novel_id),
     )

@@ -1,6 +1,10 @@
 """A threaded HTTP server for the fixture site, on 127.0.0.1 (port 0 by default).
 
-Fictions 1001-1003 and 5000-5999 behave; 1005-1007 are the field variants (see
+One instance serves one site's look-alike (`site`: "royalroad", "scribblehub", "ao3"):
+Royal Road's routes are here; the others' are `route()` in tests/fixture_site/<site>.py.
+The tests reach each through CRAWLER_SITE_ALIASES (127.0.0.1:<port>=<site>).
+
+Royal Road fictions 1001-1003 and 5000-5999 behave; 1005-1007 are the field variants (see
 `content.SPECIAL`); 2001-2010 misbehave (see `MISBEHAVIOUR`).
 Tests can slow every page (`delay`) or make the next requests fail (`fail_next`), and read
 back what it received and answered (`requests`).
@@ -8,6 +12,7 @@ back what it received and answered (`requests`).
 
 from __future__ import annotations
 
+import importlib
 import re
 import socket
 import struct
@@ -17,8 +22,10 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from urllib.parse import parse_qs
 
 from tests.fixture_site import content, pages
+from tests.fixture_site.answer import Asked
 
 FICTION = re.compile(r"^/fiction/(?P<id>\d+)(?:/(?P<slug>[^/]+))?/?$")
 CHAPTER = re.compile(r"^/fiction/(?P<id>\d+)/[^/]+/chapter/(?P<cid>\d+)(?:/[^/]*)?$")
@@ -68,7 +75,12 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FixtureSite:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, site: str = "royalroad") -> None:
+        self.site = site
+        # another site's routes: its module's route(Asked) -> Answer | None
+        self.routes = (
+            None if site == "royalroad" else importlib.import_module(f"{__package__}.{site}")
+        )
         self._server = _QuietServer(("127.0.0.1", port), _Handler)
         self._server.site = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
@@ -128,6 +140,8 @@ class FixtureSite:
             self._failures.clear()
             self._seen_429.clear()
         self.delay = 0.0
+        if self.routes is not None and hasattr(self.routes, "reset"):
+            self.routes.reset()  # a site module's own state (e.g. error pages still to serve)
 
     def fail_next(
         self, path_prefix: str, count: int, status: int = 503, retry_after: float | None = None
@@ -171,6 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
     def site(self) -> FixtureSite:
         return self.server.site  # type: ignore[attr-defined,no-any-return]
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        self._serve("POST", parse_qs(body, keep_blank_values=True))
+
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: no access log on stderr."""
 
@@ -180,12 +199,19 @@ class _Handler(BaseHTTPRequestHandler):
         super().send_response(code, message)
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        self._serve("GET", {})
+
+    def _serve(self, method: str, form: dict[str, list[str]]) -> None:
+        path, _, query = self.path.partition("?")
         failure, self.received = self.site._record(path)
         if self.site.delay:
             time.sleep(self.site.delay)
         if failure is not None:
             self._send(failure.status, pages.not_found_page(), retry_after=failure.retry_after)
+        elif self.site.routes is not None:
+            self._answer(path, method, parse_qs(query, keep_blank_values=True), form)
+        elif method != "GET":
+            self._send(405, pages.not_found_page())
         elif path == "/robots.txt":
             self._send(200, ROBOTS_TXT, content_type="text/plain")
         elif match := CHAPTER.match(path):
@@ -194,6 +220,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._fiction(int(match["id"]), match["slug"], path)
         else:
             self._send(404, pages.not_found_page())
+
+    def _answer(
+        self, path: str, method: str, query: dict[str, list[str]], form: dict[str, list[str]]
+    ) -> None:
+        if path == "/robots.txt":
+            return self._send(200, "User-agent: *\nAllow: /\n", content_type="text/plain")
+        answer = self.site.routes.route(Asked(method, path, query, form))  # type: ignore[union-attr]
+        if answer is None:
+            return self._send(404, "<html><body><h1>Not Found</h1></body></html>")
+        data = answer.body.encode("utf-8")
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
     def _fiction(self, fiction_id: int, slug: str | None, path: str) -> None:
         fiction = content.fiction(fiction_id)
