@@ -1,17 +1,32 @@
-"""Site adapters and the registry that picks one for a URL."""
+"""Site adapters and the registry that picks one for a URL.
+
+Every module of this package that defines an `ADAPTER` is a site: adding a site is adding
+its module (and its tests), nothing else.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from config import Settings
 from crawler.items import FictionRef
-from crawler.sites import royalroad
 from crawler.sites.base import Politeness, SiteAdapter
 from errors import InvalidURLError, UnsupportedSiteError
 
-ADAPTERS: dict[str, SiteAdapter] = {adapter.name: adapter for adapter in (royalroad.ADAPTER,)}
+
+def _discover() -> dict[str, SiteAdapter]:
+    found: dict[str, SiteAdapter] = {}
+    for module in pkgutil.iter_modules(__path__):
+        adapter = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ADAPTER", None)
+        if adapter is not None:
+            found[adapter.name] = adapter
+    return found
+
+
+ADAPTERS: dict[str, SiteAdapter] = _discover()
 
 
 def politeness(adapter: SiteAdapter, settings: Settings) -> Politeness:
