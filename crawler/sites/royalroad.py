@@ -385,9 +385,10 @@ class Listing:
     def from_rows(self, rows: SelectorList[Selector]) -> list[ChapterRef]:
         refs: list[ChapterRef] = []
         for row in rows:
-            chapter_url = self._link(row.attrib["data-url"])
+            link = row.xpath("@data-url").get() or ""  # .attrib fails on odd attribute names
+            chapter_url = self._link(link)
             chapter_id = _chapter_id(chapter_url) if chapter_url else None
-            if not self._new(chapter_id, row.attrib["data-url"], chapter_url):
+            if not self._new(chapter_id, link, chapter_url):
                 continue
             assert chapter_id is not None and chapter_url is not None
             refs.append(
@@ -396,7 +397,7 @@ class Listing:
                     url=chapter_url,
                     position=len(refs) + 1,
                     title=self._title(_text(row.css("td:first-child a")) or _text(row.css("td"))),
-                    volume=self._volume(row.attrib.get("data-volume-id")),
+                    volume=self._volume(row.xpath("@data-volume-id").get()),
                     published_at=self._dated(_row_date(row)),
                 )
             )
@@ -498,7 +499,7 @@ def _hidden_classes(page: Selector) -> set[str]:
 
 
 def _is_hidden(node: Selector, hidden: set[str]) -> bool:
-    return bool(hidden & set((node.attrib.get("class") or "").split()))
+    return bool(hidden & set((node.xpath("@class").get() or "").split()))
 
 
 def _drop_hidden(node: Selector, hidden: set[str]) -> None:

@@ -224,9 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(
         self, path: str, method: str, query: dict[str, list[str]], form: dict[str, list[str]]
     ) -> None:
-        if path == "/robots.txt":
-            return self._send(200, "User-agent: *\nAllow: /\n", content_type="text/plain")
         answer = self.site.routes.route(Asked(method, path, query, form))  # type: ignore[union-attr]
+        if answer is None and path == "/robots.txt":  # a site module without its own
+            return self._send(200, "User-agent: *\nAllow: /\n", content_type="text/plain")
         if answer is None:
             return self._send(404, "<html><body><h1>Not Found</h1></body></html>")
         data = answer.body.encode("utf-8")

@@ -188,3 +188,22 @@ def test_openapi_docs_are_served(api: TestClient) -> None:
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/ingest", "/jobs/{job_id}", "/novels/{novel_id}/chapters/{position}"} <= set(paths)
+
+
+def test_sites_lists_every_site_with_its_pace(api: TestClient) -> None:
+    listed = {s["id"]: s for s in api.get("/sites").json()}
+    assert set(listed) == {"royalroad", "scribblehub", "ao3"}
+    royal = listed["royalroad"]
+    assert royal["name"] == "Royal Road" and "www.royalroad.com" in royal["hosts"]
+    assert royal["example_url"].startswith("https://www.royalroad.com/fiction/")
+    assert "/fiction/<id>[/<slug>]" in royal["url_patterns"]
+    # the tests set CRAWLER_DOWNLOAD_DELAY=0 and 16 at once: the operator's pace wins
+    assert {(s["download_delay"], s["concurrent_requests"]) for s in listed.values()} == {(0, 16)}
+
+
+def test_an_unsupported_site_lists_the_three(api: TestClient) -> None:
+    response = api.post("/ingest", json={"url": "https://www.wattpad.com/story/1"})
+    assert response.status_code == 422
+    supported = response.json()["supported_sites"]
+    for name in ("Royal Road", "Scribble Hub", "Archive of Our Own"):
+        assert name in supported

@@ -169,3 +169,11 @@ def test_a_mangled_fiction_page_gives_a_record_or_a_parse_error(
     assert len({c.site_chapter_id for c in novel.chapters}) == len(novel.chapters)
     assert novel.word_count is None or 0 <= novel.word_count < 2**31
     assert novel.rating is None or 0 < novel.rating <= 5
+
+
+def test_an_attribute_name_with_a_control_character_is_not_a_crash() -> None:
+    html, url = _page(1002)
+    start, end = html.index("window.chapters ="), html.index("window.volumes =")
+    html = (html[:start] + html[end:]).replace('<tr style="cursor: pointer"', '<tr \x1fx="1"', 1)
+    novel = ADAPTER.parse_fiction(html, url)
+    assert len(novel.chapters) == 5
