@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -12,6 +13,8 @@ from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy.utils.response import response_status_message
 
+from crawler.sites.fields import site_link
+from errors import PermanentFailure, safe_message
 from models.base import utcnow
 
 
@@ -69,3 +72,36 @@ def retry_after(response: Response, *, now: datetime | None = None) -> float | N
         return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class SiteRedirectMiddleware:
+    """Keep every redirect of a crawl on the fiction's own site.
+
+    Sites redirect with absolute URLs on their real host (WordPress, Rails do): such a
+    target is rebased onto the host the fiction was reached at (an alias, a mirror), as
+    links are. A redirect to any other host or scheme ends the crawl: it is never followed.
+    Runs before Scrapy's RedirectMiddleware sees the answer (a higher order number).
+    """
+
+    def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
+        location = response.headers.get(b"Location")
+        if response.status not in REDIRECTS or not location:
+            return response
+        target = location.decode("latin-1").strip()
+        rebased = _on_site(spider, urljoin(request.url, target))
+        if rebased is None:
+            raise PermanentFailure(
+                f"{request.url} redirects off the site, to {safe_message(target, limit=200)}:"
+                " not followed"
+            )
+        return response.replace(headers={**response.headers.to_unicode_dict(), "Location": rebased})
+
+
+def _on_site(spider: Spider, url: str) -> str | None:
+    ref, adapter = getattr(spider, "ref", None), getattr(spider, "adapter", None)
+    if ref is None or adapter is None:  # not a fiction crawl: Scrapy's own rules apply
+        return url
+    return site_link(ref.url, url, hosts=adapter.hosts)

@@ -180,7 +180,7 @@ def _replace_date(chapter: FixtureChapter, when: datetime) -> FixtureChapter:
     return replace(chapter, published_at=when)
 
 
-MISBEHAVING = range(2001, 2011)
+MISBEHAVING = range(2001, 2013)
 
 
 def _unreadable(fiction_id: int) -> FixtureFiction:

@@ -41,7 +41,11 @@ MISBEHAVIOUR = {
     2008: "fiction page answers after 5 s",
     2009: "chapter pages have no chapter body",
     2010: "robots.txt disallows it",
+    2011: "fiction page redirects, absolute, to the real host (as sites do): to be rebased",
+    2012: "fiction page redirects to another host (a link-local address): never followed",
 }
+REAL_HOST = "https://www.royalroad.com"
+OFF_SITE = "http://169.254.169.254/latest/meta-data/"
 
 
 @dataclass
@@ -244,6 +248,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, pages.not_found_page())
         if fiction_id == 2007:
             return self._redirect(f"/fiction/2007/{'b' if slug == 'a' else 'a'}")
+        if fiction_id == 2011 and slug != fiction.slug:
+            return self._redirect(f"{REAL_HOST}/fiction/{fiction_id}/{fiction.slug}")
+        if fiction_id == 2012:
+            return self._redirect(OFF_SITE)
         if slug != fiction.slug:
             return self._redirect(f"/fiction/{fiction_id}/{fiction.slug}")
         if fiction_id == 2001:
