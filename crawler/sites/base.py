@@ -7,8 +7,8 @@ consent page to get past), then fetches the `chapter_fetches` and, in the PARSIN
 turns each of those pages into chapter records with `parse_chapters`. Adapters do no I/O:
 every method is a function of page text, testable without Scrapy.
 
-Adding a site is one module under crawler/sites/ with an `ADAPTER`, registered in
-crawler/sites/__init__.py, and its tests.
+Adding a site is one module under crawler/sites/ with an `ADAPTER` (the package finds it)
+and its tests.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ class Fetch:
 class ListingStep:
     """What one listing page gave: the novel as known so far, and what to fetch next.
 
-    The listing is whole when `follow` is empty; `novel` must then be set.
+    The listing is whole when `follow` is empty; `novel` must then be set. A listing is a
+    chain: `follow` holds at most one page, never one asked for before, and the chain ends
+    within the spider's MAX_LISTING_PAGES.
     """
 
     novel: NovelRecord | None

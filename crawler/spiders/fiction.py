@@ -22,11 +22,14 @@ from twisted.python.failure import Failure
 from crawler.failures import classify
 from crawler.items import FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness, SiteAdapter
-from errors import IngestFailure
+from errors import IngestFailure, ParseError
 from errors import classify as classify_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A listing is a chain of pages (fiction page, a consent page, a table of contents, its
+# next page ...): one that has not ended after this many is an adapter gone round in a loop.
+MAX_LISTING_PAGES = 20
 
 
 class CrawlListener(Protocol):
@@ -41,9 +44,6 @@ class CrawlResult:
     # the pages that hold chapter text, in the order they arrived
     chapter_pages: list[tuple[Fetch, str]] = field(default_factory=list)
     failure: IngestFailure | None = None
-
-    def chapters_fetched(self) -> int:
-        return sum(len(fetch.refs) for fetch, _ in self.chapter_pages)
 
 
 class FictionSpider(scrapy.Spider):
@@ -65,9 +65,13 @@ class FictionSpider(scrapy.Spider):
         # operator's CRAWLER_DOWNLOAD_DELAY / CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN.
         self.download_delay = politeness.download_delay
         self.max_concurrent_requests = politeness.concurrent_requests
+        self._listing_pages: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+        self._fetched_chapters = 0
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        yield self._request(self.adapter.first_fetch(self.ref), known=None)
+        first = self.adapter.first_fetch(self.ref)
+        self._listing_pages.add((first.method, first.url, first.form))
+        yield self._request(first, known=None)
 
     def _request(self, fetch: Fetch, *, known: NovelRecord | None) -> scrapy.Request:
         callback: Callable[..., Any]
@@ -93,8 +97,7 @@ class FictionSpider(scrapy.Spider):
             lambda: self._read(text, response.url, fetch, known), f"read {response.url}"
         )
         if step.follow:
-            for more in step.follow:
-                yield self._request(more, known=step.novel)
+            yield self._request(self._next_listing_page(step.follow), known=step.novel)
             return
         novel = step.novel
         if novel is None:
@@ -106,6 +109,21 @@ class FictionSpider(scrapy.Spider):
         for chapter_fetch in fetches:
             yield self._request(chapter_fetch, known=novel)
 
+    def _next_listing_page(self, follow: tuple[Fetch, ...]) -> Fetch:
+        """The one page the listing goes on with, if the chain is sound."""
+        fetch, asked = follow[0], (follow[0].method, follow[0].url, follow[0].form)
+        problem = None
+        if len(follow) > 1:
+            problem = f"asks for {len(follow)} listing pages at once (a listing is a chain)"
+        elif asked in self._listing_pages:
+            problem = f"asks for {fetch.url} again"
+        elif len(self._listing_pages) >= MAX_LISTING_PAGES:
+            problem = f"has not ended its listing after {MAX_LISTING_PAGES} pages"
+        if problem is not None:
+            self._stop(ParseError(f"the {self.adapter.name} adapter {problem}: {self.ref.url}"))
+        self._listing_pages.add(asked)
+        return fetch
+
     def _read(self, text: str, url: str, fetch: Fetch, known: NovelRecord | None) -> ListingStep:
         self.adapter.check_page(text, url)
         return self.adapter.read_listing(text, url, fetch, known)
@@ -114,7 +132,8 @@ class FictionSpider(scrapy.Spider):
         text = response.text
         self._guard(lambda: self.adapter.check_page(text, response.url), f"read {response.url}")
         self.result.chapter_pages.append((fetch, text))
-        self.listener.page_fetched(self.result.chapters_fetched())
+        self._fetched_chapters += len(fetch.refs)
+        self.listener.page_fetched(self._fetched_chapters)
 
     def failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)

@@ -34,7 +34,6 @@ def test_a_redirect_off_the_site_is_not_followed(
     assert job["status"] == "error", worker.log()
     assert job["attempts"] == 1
     assert job["error_message"] == (
-        f"{site.url('/fiction/2012')} redirects off the site, to"
-        f" {OFF_SITE}: not followed"
+        f"{site.url('/fiction/2012')} redirects off the site, to {OFF_SITE}: not followed"
     )
     assert counts() == (0, 0, 0)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 import jobs
 import novel_store
 from config import get_settings
+from crawler.sites.base import Fetch, ListingStep
 from crawler.sites.royalroad import ADAPTER
 from db import session_scope
 from errors import MESSAGE_LIMIT, ParseError
@@ -146,3 +147,38 @@ def test_a_value_postgresql_refuses_is_one_line_not_the_statement(
 
     message = _assert_ended_at_once(_run_broken(fixture_site, 1002, sabotage), phase="saving")
     assert message == "could not store novel: the database refused it (integer out of range)"
+
+
+def _listing_that_goes_on(next_url: Callable[[str, int], str]) -> Callable[[], None]:
+    def sabotage() -> None:
+        pages = iter(range(1000))
+
+        def endless(html: str, url: str, fetch: Fetch, known: Any) -> ListingStep:
+            return ListingStep(None, follow=(Fetch(next_url(url, next(pages)), "listing"),))
+
+        ADAPTER.read_listing = endless  # type: ignore[method-assign]
+
+    return sabotage
+
+
+@pytest.mark.parametrize(
+    ("next_url", "says"),
+    [
+        (
+            lambda url, n: url.split("?")[0],
+            "asks for {base}/fiction/1002/fixture-fiction-1002 again",
+        ),
+        (
+            lambda url, n: f"{url.split('?')[0]}?page={n}",
+            "has not ended its listing after 20 pages",
+        ),
+    ],
+)
+def test_a_listing_that_never_ends_is_stopped(
+    pg_db: str, fixture_site: FixtureSite, next_url: Callable[[str, int], str], says: str
+) -> None:
+    job = _run_broken(fixture_site, 1002, _listing_that_goes_on(next_url))
+    message = _assert_ended_at_once(job, phase="crawling")
+    assert message.startswith("the royalroad adapter ")
+    assert says.format(base=fixture_site.base_url) in message
+    assert fixture_site.hits("/fiction/1002") <= 21  # the chain was cut, not run to the timeout
