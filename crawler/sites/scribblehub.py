@@ -325,6 +325,9 @@ def _json_ld(page: Selector, kind: str) -> dict[str, Any]:
 # --- table of contents ----------------------------------------------------------------
 
 
+TOC_PAGE = 15  # entries of one page of the table of contents (pagenum=N, or the series page)
+
+
 def _expected(label: str) -> int | None:
     return parse_count(label.partition(":")[2]) if ":" in label else None
 
@@ -336,6 +339,12 @@ def _whole_novel(html: str, url: str, known: NovelRecord, expected: int | None) 
         raise ParseError(f"{url}: the table of contents of series {known.site_id} lists nothing")
     notes = FieldNotes()
     chapters = Listing(url, known.site_id, notes).read(entries)
+    if expected and (len(chapters) < expected / 2 or len(chapters) == TOC_PAGE < expected):
+        # a partial answer (an empty list, one page of 15): storing it would drop chapters
+        raise RetryableFailure(
+            f"{url}: the table of contents of series {known.site_id} lists {len(chapters)}"
+            f" of the {expected} chapters the series page counts"
+        )
     if expected is not None and len(chapters) < expected:
         notes.note(
             f"the table of contents lists {len(chapters)} chapters of the {expected}"

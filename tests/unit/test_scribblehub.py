@@ -875,3 +875,20 @@ def test_deeply_nested_markup_and_json_are_not_a_crash() -> None:
         '<div class="chp_raw" id="chp_raw">', f'<div class="chp_raw" id="chp_raw">{deep}'
     )
     assert _record(page, chapter).word_count is not None
+
+
+@pytest.mark.parametrize("listed", [0, 15])
+def test_a_table_of_contents_far_shorter_than_the_series_count_is_retried(listed: int) -> None:
+    fiction = sh.fiction(sh.NORMAL)
+    assert fiction is not None and len(fiction.chapters) == 23
+    series_url = f"http://127.0.0.1:9{fiction.path()}"
+    step = ADAPTER.read_listing(
+        sh.series_page(fiction),
+        series_url,
+        ADAPTER.first_fetch(ADAPTER.fiction_ref(series_url, base="http://127.0.0.1:9")),
+        None,
+    )
+    (toc,) = step.follow
+    answer = sh.toc_list(fiction, fiction.newest_first()[:listed])
+    with pytest.raises(RetryableFailure, match=f"lists {listed} of the 23 chapters"):
+        ADAPTER.read_listing(answer, toc.url, toc, step.novel)

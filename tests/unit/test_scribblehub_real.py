@@ -21,7 +21,7 @@ from crawler.items import ChapterRef, NovelRecord
 from crawler.sites.base import Fetch
 from crawler.sites.royalroad import WORD
 from crawler.sites.scribblehub import ADAPTER
-from errors import ParseError
+from errors import ParseError, RetryableFailure
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "scribblehub"
 SERIES = REAL / "series_2357420.html"
@@ -183,21 +183,16 @@ def test_the_real_answer_orders_agree_with_its_ids_read_another_way() -> None:
     assert html.rstrip().endswith("</ol></div></div>0")  # WordPress's admin-ajax "0"
 
 
-def test_an_answer_shorter_than_the_series_count_says_so() -> None:
-    novel = _toc(_known("163923"), "toc:259")  # the series counted 259; one page came back
-    assert len(novel.chapters) == 15
-    assert novel.parse_warnings == (
-        "the table of contents lists 15 chapters of the 259 the series page counts",
-    )
+def test_one_page_of_an_answer_is_a_partial_answer_retried() -> None:
+    # the series counted 259; one page of 15 came back (pagenum not honoured): storing it
+    # would drop 244 chapters
+    with pytest.raises(RetryableFailure, match="lists 15 of the 259 chapters"):
+        _toc(_known("163923"), "toc:259")
 
 
-def test_another_series_answer_lists_none_of_this_series() -> None:
-    novel = _toc(_known("2357420"), "toc:15")
-    assert novel.chapters == ()
-    assert novel.parse_warnings == (
-        "15 chapters linked to another series: skipped",
-        "the table of contents lists 0 chapters of the 15 the series page counts",
-    )
+def test_another_series_answer_is_no_answer_for_this_one() -> None:
+    with pytest.raises(RetryableFailure, match="lists 0 of the 15 chapters"):
+        _toc(_known("2357420"), "toc:15")  # all 15 entries link to another series
 
 
 # --- chapter pages ----------------------------------------------------------------------
