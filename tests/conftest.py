@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.fixture_site.server import FixtureSite
+from tests.fixture_site.server import FixtureSite, served_sites
 from tests.utils import services
 
 RUN_DB = f"novel_ingest_test_{os.getpid()}"
@@ -41,13 +41,10 @@ os.environ.update(
 DEAD_PORT = services.free_port()  # nothing listens here: a site that is down
 
 
-SITES = ("royalroad", "scribblehub", "ao3")
-
-
 @pytest.fixture(scope="session")
 def fixture_sites() -> Iterator[dict[str, FixtureSite]]:
     """One look-alike server per site, each reached through an alias for its site."""
-    started = {name: FixtureSite(site=name).start() for name in SITES}
+    started = {name: FixtureSite(site=name).start() for name in served_sites()}
     aliases = [f"{s.host}={name}" for name, s in started.items()]
     os.environ["CRAWLER_SITE_ALIASES"] = ",".join([*aliases, f"127.0.0.1:{DEAD_PORT}=royalroad"])
     services.clear_settings_caches()

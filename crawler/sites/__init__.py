@@ -16,13 +16,22 @@ from crawler.items import FictionRef
 from crawler.sites.base import Politeness, SiteAdapter
 from errors import InvalidURLError, UnsupportedSiteError
 
+# What a URL pasted from prose ends with: "(see https://.../works/77)." is /works/77.
+TRAILING = ").,;:!?>\"'"
+
 
 def _discover() -> dict[str, SiteAdapter]:
     found: dict[str, SiteAdapter] = {}
     for module in pkgutil.iter_modules(__path__):
         adapter = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ADAPTER", None)
-        if adapter is not None:
-            found[adapter.name] = adapter
+        if adapter is None:
+            continue
+        if adapter.name in found:
+            raise RuntimeError(f"two site modules call themselves {adapter.name!r}")
+        shared = {h for other in found.values() for h in other.hosts} & set(adapter.hosts)
+        if shared:
+            raise RuntimeError(f"site {adapter.name!r} claims hosts of another: {shared}")
+        found[adapter.name] = adapter
     return found
 
 
@@ -48,8 +57,9 @@ def supported_sites() -> str:
 
 def resolve(url: str, *, aliases: Mapping[str, str]) -> tuple[SiteAdapter, FictionRef]:
     """Pick the adapter for `url` and normalize it; raise a typed error saying what is wrong."""
+    url = url.strip().rstrip(TRAILING)
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port  # raises on a port out of range or not a number
     except ValueError as error:  # e.g. "https://[::1/..." or "host:99999"
         raise InvalidURLError(f"{url!r} is not a valid URL: {error}") from None

@@ -35,7 +35,16 @@ from crawler.sites.fields import FieldNotes, parse_count, parse_id, reading_text
 from crawler.sites.royalroad import WORD
 from errors import InvalidURLError, ParseError, PermanentFailure, RetryableFailure
 
-HOSTS = ("archiveofourown.org", "www.archiveofourown.org")
+# archiveofourown.org is the archive; the others are its own short and old names, which
+# redirect there (a URL on any of them names the same work).
+HOSTS = (
+    "archiveofourown.org",
+    "www.archiveofourown.org",
+    "ao3.org",
+    "www.ao3.org",
+    "archiveofourown.com",
+    "archiveofourown.net",
+)
 # Ids are at most 18 ASCII digits ([0-9], not \d: \d also matches other scripts' digits).
 # Collection names are letters, digits and underscores.
 WORK_PATH = re.compile(

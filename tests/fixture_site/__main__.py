@@ -8,13 +8,13 @@ import contextlib
 import signal
 import threading
 
-from tests.fixture_site.server import FixtureSite
+from tests.fixture_site.server import FixtureSite, served_sites
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--site", default="royalroad", choices=["royalroad", "scribblehub", "ao3"])
+    parser.add_argument("--site", default="royalroad", choices=served_sites())
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

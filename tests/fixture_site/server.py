@@ -13,6 +13,7 @@ back what it received and answered (`requests`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import socket
 import struct
@@ -76,6 +77,17 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Clients that hang up mid-request (killed horses) are expected here."""
+
+
+def served_sites() -> list[str]:
+    """Every site with a look-alike here: Royal Road, and each tests/fixture_site/<site>.py."""
+    from crawler import sites
+
+    return [
+        name
+        for name in sites.ADAPTERS
+        if name == "royalroad" or importlib.util.find_spec(f"{__package__}.{name}") is not None
+    ]
 
 
 class FixtureSite:

@@ -10,7 +10,9 @@ from errors import UnsupportedSiteError
 
 
 def test_every_site_module_is_a_site() -> None:
-    assert set(sites.ADAPTERS) == {"royalroad", "scribblehub", "ao3"}
+    assert {"royalroad", "scribblehub", "ao3"} <= set(sites.ADAPTERS)
+    hosts = [h for adapter in sites.ADAPTERS.values() for h in adapter.hosts]
+    assert len(hosts) == len(set(hosts))  # a host names one site
     for adapter in sites.ADAPTERS.values():
         assert adapter.hosts and adapter.url_patterns and adapter.example_url
         # the example URL is one the site's own adapter takes
@@ -26,6 +28,10 @@ def test_every_site_module_is_a_site() -> None:
         ("https://www.scribblehub.com/series/0123/some-series/?toc=2#x", "scribblehub", "https://www.scribblehub.com/series/123/"),
         ("http://www.archiveofourown.org/works/77/chapters/88#main", "ao3", "https://archiveofourown.org/works/77"),
         ("https://archiveofourown.org/collections/Some_Fest/works/77?view_adult=true", "ao3", "https://archiveofourown.org/works/77"),
+        ("https://ao3.org/works/77", "ao3", "https://archiveofourown.org/works/77"),
+        ("http://archiveofourown.net/works/77/chapters/5", "ao3", "https://archiveofourown.org/works/77"),
+        (["(see", "https://archiveofourown.org/works/77)."][1], "ao3", "https://archiveofourown.org/works/77"),
+        ("https://www.royalroad.com/fiction/12,", "royalroad", "https://www.royalroad.com/fiction/12"),
     ],
 )  # fmt: skip
 def test_every_url_form_names_one_fiction(url: str, site: str, canonical: str) -> None:
