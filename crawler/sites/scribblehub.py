@@ -520,11 +520,12 @@ def _strip(body: Selector) -> Selector:
 
 
 def _text(nodes: SelectorList[Selector]) -> str:
-    return " ".join(" ".join(nodes[:1].css("::text").getall()).split()) if nodes else ""
+    """The first node's text as a reader sees it: "Ki<b>ll</b>" is "Kill", not "Ki ll"."""
+    return reading_text(nodes[0].root) if nodes else ""
 
 
 def _texts(nodes: SelectorList[Selector]) -> list[str]:
-    return [t for t in (" ".join(" ".join(n.css("::text").getall()).split()) for n in nodes) if t]
+    return [t for t in (reading_text(n.root) for n in nodes) if t]
 
 
 def _inner_html(node: Selector) -> str:

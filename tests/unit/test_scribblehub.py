@@ -892,3 +892,16 @@ def test_a_table_of_contents_far_shorter_than_the_series_count_is_retried(listed
     answer = sh.toc_list(fiction, fiction.newest_first()[:listed])
     with pytest.raises(RetryableFailure, match=f"lists {listed} of the 23 chapters"):
         ADAPTER.read_listing(answer, toc.url, toc, step.novel)
+
+
+def test_inline_markup_inside_a_word_does_not_split_it() -> None:
+    fiction = _fiction(sh.NORMAL)
+    html = sh.series_page(fiction)
+    first_genre, title = fiction.genres[0], fiction.title
+    html = html.replace(f">{first_genre}<", f">{first_genre[:2]}<b>{first_genre[2:]}</b><", 1)
+    marked = title.replace(title[:3], f"{title[:1]}<i>{title[1:3]}</i>", 1)
+    html = html.replace(f'Co.">{title[:20]}', f'Co.">{marked[:27]}', 1)
+    assert f"<b>{first_genre[2:]}</b>" in html and marked[:27] in html  # the markup is there
+    novel = _series_novel(fiction, html)
+    assert novel.tags[0] == first_genre
+    assert novel.title == title
