@@ -6,6 +6,7 @@ link to the real hosts, as the real sites do, and the crawl must stay on the ali
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -63,8 +64,14 @@ def test_a_scribble_hub_series_with_more_chapters_than_its_page_shows(
     assert novel["status"] == fiction.status
     assert novel["rating"] == pytest.approx(fiction.expected_rating)
     assert novel["chapter_count"] == len(fiction.chapters)
+    assert novel["cover_url"] == fiction.cover
+    assert novel["word_count"] is None  # the series page states none
+    assert (novel["language"], novel["content_rating"], novel["notes_html"]) == (None, None, None)
+    assert novel["chapters_planned"] is None and novel["volumes"] == []
     stored_novel, chapters = _stored(job["novel_id"])
     assert stored_novel.site_updated_at == fiction.updated_at
+    dates = [c.expected_date for c in fiction.chapters if c.expected_date]
+    assert stored_novel.published_at == min(dates)
     for stored, expected in zip(chapters, fiction.chapters, strict=True):
         assert (stored.position, stored.site_chapter_id) == (
             expected.position,
@@ -75,6 +82,7 @@ def test_a_scribble_hub_series_with_more_chapters_than_its_page_shows(
         assert stored.author_notes_html == expected.notes_html  # notes apart, news dropped
         assert stored.word_count == _words(expected.story_html)
         assert stored.url == site.url(fiction.chapter_path(expected))
+        assert (stored.volume, stored.locked) == (None, False)
     # the whole table of contents came from the POST; each chapter page was fetched once
     posts = site.requests("/wp-admin/admin-ajax.php")
     assert len(posts) == 1 and posts[0].status == 200
@@ -98,7 +106,15 @@ def _check_work(novel: dict[str, Any], chapters: list[Any], work: Any, site: Fix
     assert novel["word_count"] == work.word_count
     assert novel["notes_html"] == work.expected_notes_html
     assert novel["chapter_count"] == len(work.chapters)
+    assert datetime.fromisoformat(novel["published_at"]) == work.published_at
+    updated = novel["site_updated_at"]
+    assert (datetime.fromisoformat(updated) if updated else None) == work.updated_at
+    assert novel["cover_url"] is None and novel["volumes"] == []
     for stored, expected in zip(chapters, work.chapters, strict=True):
+        assert stored.title == expected.display_title
+        assert stored.content_html == expected.body_html  # the text alone: notes apart
+        assert stored.url == site.url(f"/works/{work.work_id}/chapters/{expected.chapter_id}")
+        assert (stored.volume, stored.locked) == (None, False)
         assert (stored.position, stored.site_chapter_id) == (
             expected.position,
             str(expected.chapter_id),
@@ -124,6 +140,7 @@ def test_an_ao3_work_in_chapters(
         site.url(f"/works/{work.work_id}/chapters/{work.chapters[1].chapter_id}"),
     )
     assert job["status"] == "done", (job, worker.log())
+    assert [e["status"] for e in job["history"]] == FULL_RUN and job["warnings"] == []
     _, chapters = _stored(job["novel_id"])
     _check_work(novel, chapters, work, site)
     # the work page, its index, then the whole work in one page: no page per chapter
@@ -158,7 +175,8 @@ def test_a_work_for_members_only_ends_saying_it_needs_a_login(
     )
     assert job["status"] == "error", worker.log()
     assert job["attempts"] == 1  # no retry logs anyone in
-    assert "log" in job["error_message"].lower() and "restricted" in job["error_message"].lower()
+    message = job["error_message"]
+    assert "restricted" in message and "logged-in" in message and str(ao3.RESTRICTED) in message
     assert novel is None
 
 
