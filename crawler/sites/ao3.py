@@ -20,7 +20,6 @@ works/_meta, works/navigate, works/show, chapters/_chapter):
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import replace
@@ -31,8 +30,15 @@ from parsel import Selector, SelectorList
 
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness
-from crawler.sites.fields import FieldNotes, parse_count, parse_id, reading_text, site_link
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import (
+    FieldNotes,
+    inner_html,
+    parse_count,
+    parse_id,
+    reading_text,
+    site_link,
+    story_record,
+)
 from errors import InvalidURLError, ParseError, PermanentFailure, RetryableFailure
 
 # archiveofourown.org is the archive; the others are its own short and old names, which
@@ -209,12 +215,6 @@ def _texts(nodes: Iterable[Selector]) -> tuple[str, ...]:
     return tuple(t for t in texts if t)
 
 
-def _inner_html(node: Selector) -> str:
-    html = node.get()
-    start, end = html.find(">") + 1, html.rfind("<")
-    return html[start:end].strip() if 0 < start <= end else ""
-
-
 def _said(page: Selector) -> str:
     """The page's own heading, to say in an error what AO3 sent instead."""
     heading = (_text(page.css("#main h2")) or _text(page.css("title")))[:120]
@@ -371,7 +371,7 @@ def _author(page: Selector, notes: FieldNotes) -> str | None:
 
 def _description(page: Selector, notes: FieldNotes) -> str | None:
     summary = page.xpath(f'{WORKSKIN_PREFACE}/div[has-class("summary")]/blockquote')
-    described = _inner_html(summary[0]) if summary else ""
+    described = inner_html(summary[0]) if summary else ""
     if not described:
         notes.unread("description", "the work page has no summary")
     return described or None
@@ -453,7 +453,7 @@ def _updated(
 def _notes(blocks: Iterable[Selector]) -> list[str]:
     """The author's words in notes modules (their blockquotes): not the "(See the end of
     the work for notes.)" links, nor the gift and inspiration lines AO3 writes itself."""
-    return [html for html in (_inner_html(b) for b in blocks) if html]
+    return [html for html in (inner_html(b) for b in blocks) if html]
 
 
 def _joined(parts: list[str]) -> str | None:
@@ -627,16 +627,4 @@ def _record(ref: ChapterRef, body: Selector, notes: str | None) -> ChapterRecord
     # AO3 strips comments from what authors post, so none in the text is the author's.
     for node in body.xpath('./h3[has-class("landmark")] | .//comment()'):
         node.drop()
-    content = _inner_html(body)
-    return ChapterRecord(
-        site_chapter_id=ref.site_chapter_id,
-        url=ref.url,
-        position=ref.position,
-        title=ref.title,
-        volume=ref.volume,
-        published_at=ref.published_at,
-        content_html=content,
-        author_notes_html=notes,
-        word_count=len(WORD.findall(reading_text(body.root))),
-        content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
-    )
+    return story_record(ref, body, notes=notes)

@@ -7,6 +7,7 @@ one the database can hold.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Collection
@@ -14,6 +15,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from lxml import etree
+from parsel import Selector
+
+from crawler.items import ChapterRecord, ChapterRef
 
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
@@ -147,3 +151,34 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
     if not same_origin and joined.hostname not in hosts:
         return None
     return urlunsplit((origin.scheme, origin.netloc, joined.path or "/", joined.query, ""))
+
+
+# A word: letters or digits, with inner apostrophes or hyphens ("don't", "well-known").
+WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
+
+
+def inner_html(node: Selector) -> str:
+    """The markup inside an element, without the element's own tags."""
+    html = node.get()
+    start, end = html.find(">") + 1, html.rfind("<")
+    return html[start:end].strip() if 0 < start <= end else ""
+
+
+def story_record(
+    ref: ChapterRef, story: Selector, *, notes: str | None, title: str | None = None
+) -> ChapterRecord:
+    """The record of a chapter whose story element is `story` (already stripped of what is
+    not story text): its inner HTML, its words as a reader reads them, their hash."""
+    content = inner_html(story)
+    return ChapterRecord(
+        site_chapter_id=ref.site_chapter_id,
+        url=ref.url,
+        position=ref.position,
+        title=title if title is not None else ref.title,
+        volume=ref.volume,
+        published_at=ref.published_at,
+        content_html=content,
+        author_notes_html=notes,
+        word_count=len(WORD.findall(reading_text(story.root))),
+        content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
+    )

@@ -8,7 +8,6 @@ volumes in the inline `window.volumes`, a per-page hidden anti-piracy class decl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -22,11 +21,12 @@ from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import (
     INT_MAX,
     FieldNotes,
+    inner_html,
     parse_count,
     parse_id,
     parse_number,
-    reading_text,
     site_link,
+    story_record,
 )
 from errors import InvalidURLError, ParseError
 
@@ -40,7 +40,6 @@ STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
 WINDOW_ARRAY = r"window\.{name}\s*=\s*(?=\[)"
 JSON = json.JSONDecoder()
-WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 NOTES_SEPARATOR = "\n<hr/>\n"
 # The "Pages" popover: "This story would be 2,845 pages long as a published paperback
 # book. This is an estimate based on an average of 275 words per page, calculated from
@@ -133,19 +132,7 @@ class RoyalRoadAdapter:
         notes = _author_notes(page)  # before the body is stripped: a note may sit inside it
         title = ref.title or _text(page.css(".fic-header h1"))
         story = _strip(body[0], _hidden_classes(page))
-        content = _inner_html(story)
-        return ChapterRecord(
-            site_chapter_id=ref.site_chapter_id,
-            url=ref.url,
-            position=ref.position,
-            title=title,
-            volume=ref.volume,
-            published_at=ref.published_at,
-            content_html=content,
-            author_notes_html=notes,
-            word_count=len(WORD.findall(reading_text(story.root))),
-            content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
-        )
+        return story_record(ref, story, notes=notes, title=title)
 
 
 ADAPTER = RoyalRoadAdapter()
@@ -188,7 +175,7 @@ def _author(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | No
 def _description(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | None:
     node = page.css(".fiction-info .description .hidden-content")
     if node:
-        return _inner_html(node[0]) or None
+        return inner_html(node[0]) or None
     # og:description is cut short ("(...)"): a wrong value; the JSON-LD one is whole.
     described = book.get("description")
     if isinstance(described, str) and described.strip():
@@ -517,15 +504,9 @@ def _strip(body: Selector, hidden: set[str]) -> Selector:
     return body
 
 
-def _inner_html(node: Selector) -> str:
-    html = node.get()
-    start, end = html.find(">") + 1, html.rfind("<")
-    return html[start:end].strip() if 0 < start <= end else ""
-
-
 def _author_notes(page: Selector) -> str | None:
     notes = [
-        _inner_html(n.css(".author-note")[0]) if n.css(".author-note") else _inner_html(n)
+        inner_html(n.css(".author-note")[0]) if n.css(".author-note") else inner_html(n)
         for n in page.css("div.portlet.author-note-portlet")
     ]
     notes = [n for n in notes if n]

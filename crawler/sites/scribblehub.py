@@ -10,7 +10,6 @@ author notes (`div.wi_authornotes`) and announcement boxes (`div.wi_news`) insid
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import replace
@@ -22,9 +21,16 @@ from parsel import Selector, SelectorList
 
 from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness
-from crawler.sites.fields import FieldNotes, parse_count, parse_id, parse_number, reading_text
+from crawler.sites.fields import (
+    FieldNotes,
+    inner_html,
+    parse_count,
+    parse_id,
+    parse_number,
+    reading_text,
+    story_record,
+)
 from crawler.sites.fields import site_link as _site_link
-from crawler.sites.royalroad import WORD
 from errors import InvalidURLError, ParseError, RetryableFailure
 
 HOSTS = ("www.scribblehub.com", "scribblehub.com")
@@ -225,7 +231,7 @@ def _description(page: Selector, notes: FieldNotes) -> str | None:
     if not node:
         notes.unread("description", "no synopsis block on the page")
         return None
-    return _inner_html(node[0]) or None
+    return inner_html(node[0]) or None
 
 
 def _cover(page: Selector, url: str, notes: FieldNotes) -> str | None:
@@ -484,19 +490,8 @@ def _chapter(html: str, ref: ChapterRef) -> ChapterRecord:
         raise ParseError(f"{ref.url} served chapter {served}, not {ref.site_chapter_id}")
     notes = _author_notes(body[0])  # before the body is stripped of them
     story = _strip(body[0])
-    content = _inner_html(story)
-    return ChapterRecord(
-        site_chapter_id=ref.site_chapter_id,
-        url=ref.url,
-        position=ref.position,
-        title=ref.title or _text(page.css(".chapter-title")),
-        volume=ref.volume,
-        published_at=ref.published_at,
-        content_html=content,
-        author_notes_html=notes,
-        word_count=len(WORD.findall(reading_text(story.root))),
-        content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
-    )
+    title = ref.title or _text(page.css(".chapter-title"))
+    return story_record(ref, story, notes=notes, title=title)
 
 
 def _author_notes(body: Selector) -> str | None:
@@ -504,7 +499,7 @@ def _author_notes(body: Selector) -> str | None:
     notes = []
     for note in body.css("div.wi_authornotes"):
         inner = note.css(".wi_authornotes_body")
-        notes.append(_inner_html(inner[0]) if inner else _inner_html(note))
+        notes.append(inner_html(inner[0]) if inner else inner_html(note))
     notes = [n for n in notes if n]
     return NOTES_SEPARATOR.join(notes) if notes else None
 
@@ -526,12 +521,6 @@ def _text(nodes: SelectorList[Selector]) -> str:
 
 def _texts(nodes: SelectorList[Selector]) -> list[str]:
     return [t for t in (reading_text(n.root) for n in nodes) if t]
-
-
-def _inner_html(node: Selector) -> str:
-    html = node.get()
-    start, end = html.find(">") + 1, html.rfind("<")
-    return html[start:end].strip() if 0 < start <= end else ""
 
 
 def _absolute(base: str, link: str) -> str | None:

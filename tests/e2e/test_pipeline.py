@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import WORD
 from db import get_engine, session_scope
 from models import Chapter, JobEvent, Novel
 from models.base import utcnow

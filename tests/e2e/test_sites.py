@@ -13,8 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from parsel import Selector
 
-from crawler.sites.fields import reading_text
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import WORD, reading_text
 from tests.e2e.test_pipeline import _stored
 from tests.fixture_site import ao3, scribblehub
 from tests.fixture_site.server import FixtureSite

@@ -24,7 +24,7 @@ from crawler.items import ChapterRecord, ChapterRef, NovelRecord
 from crawler.sites import ao3 as adapter_module
 from crawler.sites.ao3 import ADAPTER
 from crawler.sites.base import Fetch, ListingStep, Politeness
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import WORD
 from errors import InvalidURLError, ParseError, PermanentFailure, RetryableFailure
 from tests.fixture_site import ao3 as site
 from tests.fixture_site.answer import Asked

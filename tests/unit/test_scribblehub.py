@@ -20,7 +20,7 @@ from parsel import Selector
 
 from crawler.items import ChapterRecord, ChapterRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import WORD
 from crawler.sites.scribblehub import ADAPTER
 from errors import InvalidURLError, ParseError, RetryableFailure
 from tests.fixture_site import scribblehub as sh

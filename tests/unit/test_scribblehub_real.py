@@ -19,7 +19,7 @@ import pytest
 
 from crawler.items import ChapterRef, NovelRecord
 from crawler.sites.base import Fetch
-from crawler.sites.royalroad import WORD
+from crawler.sites.fields import WORD
 from crawler.sites.scribblehub import ADAPTER
 from errors import ParseError, RetryableFailure
 
