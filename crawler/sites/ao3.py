@@ -567,17 +567,17 @@ class ChapterIndex:
         return shown
 
     def report(self) -> list[str]:
-        lines = []
-        for count, what in (
-            (self.skipped, "listed without a link to a chapter of this work: skipped"),
-            (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
-            (self.doubled, "listed twice: the first listing kept"),
-            (self.undated, "published_at not read; stored as null"),
-            (self.unnumbered, "listed without their 'N. ' number: title kept as listed"),
-        ):
-            if count:
-                lines.append(f"{count} chapters {what}")
-        return lines
+        notes = FieldNotes()
+        notes.chapters(
+            (
+                (self.skipped, "listed without a link to a chapter of this work: skipped"),
+                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
+                (self.doubled, "listed twice: the first listing kept"),
+                (self.undated, "published_at not read; stored as null"),
+                (self.unnumbered, "listed without their 'N. ' number: title kept as listed"),
+            )
+        )
+        return notes.lines
 
 
 # --- chapter text ---------------------------------------------------------------------

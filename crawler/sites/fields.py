@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -36,6 +36,10 @@ class FieldNotes:
 
     def note(self, line: str) -> None:
         self.lines.append(line)
+
+    def chapters(self, counted: Iterable[tuple[int, str]]) -> None:
+        """One line per kind of table-of-contents entry not read whole: "3 chapters ..."."""
+        self.lines.extend(f"{count} chapters {what}" for count, what in counted if count)
 
 
 def parse_count(raw: str | None) -> int | None:

@@ -423,19 +423,19 @@ class Listing:
         return when
 
     def report(self) -> None:
-        for count, what in (
-            (self.skipped, "listed without a chapter id: skipped"),
-            (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
-            (self.doubled, "listed twice: the first listing kept"),
-            (self.untitled, "without a title"),
-            (self.undated, "published_at not read; stored as null"),
+        self.notes.chapters(
             (
-                self.no_volume,
-                "volume not read (an id window.volumes does not list); stored as null",
-            ),
-        ):
-            if count:
-                self.notes.note(f"{count} chapters {what}")
+                (self.skipped, "listed without a chapter id: skipped"),
+                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
+                (self.doubled, "listed twice: the first listing kept"),
+                (self.untitled, "without a title"),
+                (self.undated, "published_at not read; stored as null"),
+                (
+                    self.no_volume,
+                    "volume not read (an id window.volumes does not list); stored as null",
+                ),
+            )
+        )
 
 
 def _basename(url: str) -> str:

@@ -431,17 +431,17 @@ class Listing:
         return when
 
     def _report(self) -> None:
-        for count, what in (
-            (self.skipped, "listed without a chapter link: skipped"),
-            (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
-            (self.elsewhere, "linked to another series: skipped"),
-            (self.doubled, "listed twice: the first listing kept"),
-            (self.untitled, "without a title in the table of contents"),
-            (self.relative, "published_at not read (given only relatively); stored as null"),
-            (self.undated, "published_at not read; stored as null"),
-        ):
-            if count:
-                self.notes.note(f"{count} chapters {what}")
+        self.notes.chapters(
+            (
+                (self.skipped, "listed without a chapter link: skipped"),
+                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
+                (self.elsewhere, "linked to another series: skipped"),
+                (self.doubled, "listed twice: the first listing kept"),
+                (self.untitled, "without a title in the table of contents"),
+                (self.relative, "published_at not read (given only relatively); stored as null"),
+                (self.undated, "published_at not read; stored as null"),
+            )
+        )
 
 
 def _reading_order(entries: SelectorList[Selector]) -> list[Selector]:
