@@ -47,9 +47,16 @@ class Settings(BaseSettings):
 
     # --- crawler -------------------------------------------------------------------------
     crawler_concurrent_requests: int = 16
-    # Unset: each site's own pace (crawler/sites/<site>.py `politeness`); set: every site's.
-    crawler_concurrent_requests_per_domain: int | None = Field(default=None, ge=1)
+    # Politeness, counted over every worker on every host (through Redis). The interval
+    # between two requests to one site: CRAWLER_SITE_DELAYS for that site, else
+    # CRAWLER_DOWNLOAD_DELAY when set (every site), else the site's own
+    # (crawler/sites/<site>.py `politeness`). Requests in flight to one site at once:
+    # CRAWLER_SITE_CONCURRENCY when set, else the site's own.
     crawler_download_delay: float | None = Field(default=None, ge=0)
+    crawler_site_delays: str = Field(
+        default="", description="comma list of site=seconds, e.g. ao3=4,scribblehub=2"
+    )
+    crawler_site_concurrency: int | None = Field(default=None, ge=1)
     crawler_download_timeout: float = 30.0
     crawler_retry_times: int = Field(default=2, ge=0, description="retries of one page")
     crawler_retry_backoff: float = Field(default=0.5, ge=0, description="first page retry wait")
@@ -64,6 +71,28 @@ class Settings(BaseSettings):
         default="", description="comma list of host[:port]=site, crawled with that site's adapter"
     )
 
+    # --- updates and scheduled refresh -------------------------------------------------
+    refresh_interval: int = Field(
+        default=86400, ge=0, description="seconds between refreshes of a tracked novel; 0: off"
+    )
+    refresh_interval_completed: int = Field(
+        default=7 * 86400, ge=0, description="seconds between refreshes of a completed novel"
+    )
+    refresh_jitter: float = Field(
+        default=0.1, ge=0, le=1, description="each interval is spread by up to this fraction"
+    )
+    refresh_batch: int = Field(default=500, ge=1, description="refresh jobs one pass creates")
+    update_removal_limit: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="an update that would mark more than this fraction of a novel's chapters"
+        " removed ends in error instead (a truncated table of contents)",
+    )
+    spool_retention: int = Field(
+        default=86400, ge=0, description="seconds a failed job's fetched pages are kept"
+    )
+
     log_level: str = "INFO"
     fault_injection: str = Field(
         default="",
@@ -76,9 +105,19 @@ class Settings(BaseSettings):
         parse_aliases(value)
         return value
 
+    @field_validator("crawler_site_delays")
+    @classmethod
+    def _delays_well_formed(cls, value: str) -> str:
+        parse_site_delays(value)
+        return value
+
     @property
     def site_aliases(self) -> dict[str, str]:
         return parse_aliases(self.crawler_site_aliases)
+
+    @property
+    def site_delays(self) -> dict[str, float]:
+        return parse_site_delays(self.crawler_site_delays)
 
 
 def parse_aliases(raw: str) -> dict[str, str]:
@@ -90,6 +129,21 @@ def parse_aliases(raw: str) -> dict[str, str]:
             raise ValueError(f"CRAWLER_SITE_ALIASES entry {part!r} is not host[:port]=site")
         aliases[host.strip().lower()] = site.strip().lower()
     return aliases
+
+
+def parse_site_delays(raw: str) -> dict[str, float]:
+    """`"ao3=4, scribblehub=2"` -> {"ao3": 4.0, "scribblehub": 2.0}."""
+    delays: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        site, sep, seconds = part.partition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not sep or not site.strip() or not value >= 0:
+            raise ValueError(f"CRAWLER_SITE_DELAYS entry {part!r} is not site=seconds")
+        delays[site.strip().lower()] = value
+    return delays
 
 
 @lru_cache

@@ -46,7 +46,7 @@ class Environment:
                 "CRAWLER_SITE_ALIASES": f"{self.site.host}=royalroad",
                 "CRAWLER_DOWNLOAD_DELAY": "0",  # politeness set aside, as in the goal
                 "CRAWLER_CONCURRENT_REQUESTS": "32",
-                "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "32",
+                "CRAWLER_SITE_CONCURRENCY": "32",
                 "API_PORT": str(services.free_port()),
                 "LOG_LEVEL": "INFO",  # the worker logs each job's phases and peak RSS
             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,7 @@ def crawl(
         result=result,
         listener=listener,
         politeness=sites.politeness(adapter, settings),
+        deadline=time.monotonic() + max(timeout, 0.0),
     )
     done.addErrback(lambda failure: _record_crash(result, failure))
     done.addBoth(lambda _: reactor.stop())

@@ -27,7 +27,7 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "ROBOTSTXT_OBEY": settings.crawler_obey_robots_txt,
         "CONCURRENT_REQUESTS": settings.crawler_concurrent_requests,
         # the spider sets the site's pace on its download slots (crawler/sites politeness)
-        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_concurrent_requests_per_domain or 4,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_site_concurrency or 4,
         "DOWNLOAD_DELAY": settings.crawler_download_delay or 0.0,
         "DOWNLOAD_TIMEOUT": settings.crawler_download_timeout,
         "DOWNLOAD_MAXSIZE": settings.crawler_max_page_bytes,

@@ -24,7 +24,7 @@ os.environ.update(
         "REDIS_URL": services.REDIS_URL,
         "QUEUE_NAME": services.QUEUE_NAME,
         "CRAWLER_DOWNLOAD_DELAY": "0",
-        "CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN": "16",
+        "CRAWLER_SITE_CONCURRENCY": "16",
         "CRAWLER_DOWNLOAD_TIMEOUT": "3",
         "CRAWLER_RETRY_TIMES": "1",
         "CRAWLER_RETRY_BACKOFF": "0.1",

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/sites", tags=["sites"])
 @router.get("", response_model=list[SitePublic])
 def list_sites(settings: SettingsDep) -> list[SitePublic]:
     """Each site with its id, hosts, the URL forms it takes, and its pace (the operator's
-    CRAWLER_DOWNLOAD_DELAY / CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN where set)."""
+    CRAWLER_DOWNLOAD_DELAY / CRAWLER_SITE_CONCURRENCY where set)."""
     return [_public(adapter, settings) for adapter in sites.ADAPTERS.values()]
 
 

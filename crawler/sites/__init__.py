@@ -39,12 +39,12 @@ ADAPTERS: dict[str, SiteAdapter] = _discover()
 
 
 def politeness(adapter: SiteAdapter, settings: Settings) -> Politeness:
-    """The pace of one crawl: the operator's settings where set, else the site's own."""
+    """The pace of one site, most specific first: CRAWLER_SITE_DELAYS for the site, else
+    CRAWLER_DOWNLOAD_DELAY (every site), else the site's own; CRAWLER_SITE_CONCURRENCY,
+    else the site's own."""
     site = adapter.politeness
-    delay, concurrency = (
-        settings.crawler_download_delay,
-        settings.crawler_concurrent_requests_per_domain,
-    )
+    delay = settings.site_delays.get(adapter.name, settings.crawler_download_delay)
+    concurrency = settings.crawler_site_concurrency
     return Politeness(
         download_delay=site.download_delay if delay is None else delay,
         concurrent_requests=site.concurrent_requests if concurrency is None else concurrency,

@@ -57,12 +57,16 @@ class FictionSpider(scrapy.Spider):
         result: CrawlResult,
         listener: CrawlListener,
         politeness: Politeness,
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ref, self.adapter, self.result, self.listener = ref, adapter, result, listener
+        self.politeness = politeness
+        # time.monotonic() by which the job must be done: waiting past it is not worth it
+        self.deadline = deadline
         # Scrapy reads these for the spider's download slots: the site's pace, or the
-        # operator's CRAWLER_DOWNLOAD_DELAY / CRAWLER_CONCURRENT_REQUESTS_PER_DOMAIN.
+        # operator's CRAWLER_DOWNLOAD_DELAY / CRAWLER_SITE_CONCURRENCY.
         self.download_delay = politeness.download_delay
         self.max_concurrent_requests = politeness.concurrent_requests
         self._listing_pages: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()

@@ -48,10 +48,10 @@ def test_an_alias_crawls_the_site_on_the_alias() -> None:
 
 def test_a_site_s_own_pace_unless_the_operator_sets_one() -> None:
     ao3 = sites.ADAPTERS["ao3"]
-    unset = Settings(crawler_download_delay=None, crawler_concurrent_requests_per_domain=None)
+    unset = Settings(crawler_download_delay=None, crawler_site_concurrency=None)
     assert sites.politeness(ao3, unset) == ao3.politeness
     pace = sites.politeness(
-        ao3, Settings(crawler_download_delay=5, crawler_concurrent_requests_per_domain=None)
+        ao3, Settings(crawler_download_delay=5, crawler_site_concurrency=None)
     )
     assert (pace.download_delay, pace.concurrent_requests) == (
         5,
