@@ -33,6 +33,7 @@ from rq.timeouts import JobTimeoutException
 
 from config import Settings, get_settings
 from errors import QueueUnavailableError
+from models.ingestion_job import Priority
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ def get_queue(settings: Settings | None = None) -> Queue:
     )
 
 
-def enqueue(job_id: int, *, settings: Settings | None = None) -> bool:
+def enqueue(
+    job_id: int, *, priority: Priority = Priority.NORMAL, settings: Settings | None = None
+) -> bool:
     """Push a row onto the queue unless it already has a live RQ job. True if pushed."""
     return bool(enqueue_many([job_id], settings=settings))
 

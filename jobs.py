@@ -15,7 +15,7 @@ import ingestion_queue
 from config import Settings
 from crawler import sites
 from errors import NotFoundError, QueueUnavailableError
-from models import ACTIVE, IngestionJob, JobEvent, JobStatus
+from models import ACTIVE, IngestionJob, JobEvent, JobStatus, Novel, Origin, Priority
 from models.ingestion_job import transition
 
 log = logging.getLogger(__name__)
@@ -28,13 +28,33 @@ class Submission:
     enqueued: bool  # False: Redis was unreachable; the reconciler will push it
 
 
-def submit(session: Session, url: str, *, settings: Settings) -> Submission:
-    """Create a QUEUED job for `url` (or return the active one), commit, then enqueue it."""
+def submit(
+    session: Session,
+    url: str,
+    *,
+    settings: Settings,
+    full: bool = False,
+    priority: Priority = Priority.NORMAL,
+    origin: Origin = Origin.USER,
+) -> Submission:
+    """Create a QUEUED job for `url` (or return the active one), commit, then enqueue it.
+
+    A fiction already stored is updated: the job fetches only what changed (`full`:
+    every chapter, rewriting those whose text changed).
+    """
     _, ref = sites.resolve(url, aliases=settings.site_aliases)
     existing = active_job_for(session, ref.url)
     if existing is not None:
         return Submission(job=existing, created=False, enqueued=True)
-    job = IngestionJob(source_url=ref.url, site=ref.site, site_novel_id=ref.site_id)
+    job = IngestionJob(
+        source_url=ref.url,
+        site=ref.site,
+        site_novel_id=ref.site_id,
+        full=full,
+        priority=priority.value,
+        origin=origin.value,
+        novel_id=_stored_novel_id(session, ref.site, ref.site_id),
+    )
     session.add(job)
     try:
         session.flush()
@@ -47,7 +67,47 @@ def submit(session: Session, url: str, *, settings: Settings) -> Submission:
             raise
         return Submission(job=raced, created=False, enqueued=True)
     _inject_fault(settings)
-    return Submission(job=job, created=True, enqueued=_try_enqueue(job.id, settings))
+    return Submission(job=job, created=True, enqueued=_try_enqueue(job, settings))
+
+
+def refresh(
+    session: Session,
+    novel_id: int,
+    *,
+    settings: Settings,
+    full: bool = False,
+    priority: Priority = Priority.NORMAL,
+    origin: Origin = Origin.REFRESH,
+) -> Submission:
+    """Submit an update of a stored novel, from the URL it was last ingested at."""
+    return submit(
+        session,
+        fiction_url(session, novel_id),
+        settings=settings,
+        full=full,
+        priority=priority,
+        origin=origin,
+    )
+
+
+def fiction_url(session: Session, novel_id: int) -> str:
+    """The URL to crawl a stored novel at: its latest job's (an alias or mirror stays
+    the host it was reached at), else the URL stored with the novel."""
+    novel = session.get(Novel, novel_id)
+    if novel is None:
+        raise NotFoundError(f"novel {novel_id} not found")
+    stmt = (
+        select(IngestionJob.source_url)
+        .where(IngestionJob.site == novel.site, IngestionJob.site_novel_id == novel.site_novel_id)
+        .order_by(IngestionJob.id.desc())
+        .limit(1)
+    )
+    return session.execute(stmt).scalar_one_or_none() or novel.url
+
+
+def _stored_novel_id(session: Session, site: str, site_novel_id: str) -> int | None:
+    stmt = select(Novel.id).where(Novel.site == site, Novel.site_novel_id == site_novel_id)
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def _inject_fault(settings: Settings) -> None:
@@ -56,11 +116,11 @@ def _inject_fault(settings: Settings) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _try_enqueue(job_id: int, settings: Settings) -> bool:
+def _try_enqueue(job: IngestionJob, settings: Settings) -> bool:
     try:
-        ingestion_queue.enqueue(job_id, settings=settings)
+        ingestion_queue.enqueue(job.id, priority=Priority(job.priority), settings=settings)
     except QueueUnavailableError as error:
-        log.warning("job %s stays QUEUED until Redis is back: %s", job_id, error)
+        log.warning("job %s stays QUEUED until Redis is back: %s", job.id, error)
         return False
     return True
 

@@ -2,8 +2,18 @@
 
 from models.base import Base
 from models.chapter import Chapter
-from models.ingestion_job import ACTIVE, RUNNING, TERMINAL, IngestionJob, JobEvent, JobStatus
+from models.ingestion_job import (
+    ACTIVE,
+    RUNNING,
+    TERMINAL,
+    IngestionJob,
+    JobEvent,
+    JobStatus,
+    Origin,
+    Priority,
+)
 from models.novel import Novel
+from models.spooled_page import SpooledPage
 
 __all__ = [
     "ACTIVE",
@@ -15,4 +25,7 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "Novel",
+    "Origin",
+    "Priority",
+    "SpooledPage",
 ]

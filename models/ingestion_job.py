@@ -14,11 +14,39 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, insert, text, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    insert,
+    text,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from errors import safe_message
 from models.base import Base, UTCDateTime, utcnow
+
+
+class Priority(StrEnum):
+    """Which queue a job waits on: workers serve high, then normal, then low."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Origin(StrEnum):
+    """Who asked for a job."""
+
+    USER = "user"  # POST /ingest, cli.py ingest
+    REFRESH = "refresh"  # POST /novels/{id}/refresh, cli.py refresh
+    SCHEDULE = "schedule"  # the refresh scheduler
 
 
 class JobStatus(StrEnum):
@@ -82,6 +110,15 @@ class IngestionJob(Base):
     # What the run could not read (fields stored as null), each a line a user can read.
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     novel_id: Mapped[int | None] = mapped_column(ForeignKey("novels.id", ondelete="SET NULL"))
+    # full: fetch every chapter (edits do not show in tables of contents); else only what
+    # the store lacks or the site lists as changed
+    full: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    priority: Mapped[str] = mapped_column(
+        String(8), default=Priority.NORMAL, server_default="normal"
+    )
+    origin: Mapped[str] = mapped_column(String(16), default=Origin.USER, server_default="user")
+    # what the run did to the stored novel: {"new", "updated", "removed", "unchanged"}
+    changes: Mapped[dict[str, int] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
@@ -13,7 +13,10 @@ from models.base import Base, UTCDateTime, utcnow
 
 class Novel(Base):
     __tablename__ = "novels"
-    __table_args__ = (UniqueConstraint("site", "site_novel_id", name="uq_novels_site_novel"),)
+    __table_args__ = (
+        UniqueConstraint("site", "site_novel_id", name="uq_novels_site_novel"),
+        Index("ix_novels_next_refresh_at", "next_refresh_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site: Mapped[str] = mapped_column(String(32))
@@ -39,5 +42,10 @@ class Novel(Base):
     chapters_planned: Mapped[int | None] = mapped_column(Integer)
     site_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notes_html: Mapped[str | None] = mapped_column(Text)
+    # when a job last read the site for it, when that changed a chapter, and when the
+    # scheduler refreshes it next (None: never, e.g. REFRESH_INTERVAL=0)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_refresh_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -78,7 +78,7 @@ def truncate_all() -> None:
     from db import get_engine
 
     engine = get_engine()
-    tables = "chapters, job_events, ingestion_jobs, novels"
+    tables = "spooled_pages, chapters, job_events, ingestion_jobs, novels"
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
