@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from changes import Changes, StoredChapter, UpdatePlan, stored_chapters
 from config import Settings, get_settings
 from crawler import sites
 from crawler.crawl import crawl
@@ -32,8 +33,11 @@ from errors import (
     safe_message,
 )
 from models import RUNNING, IngestionJob, JobStatus
+from models.base import utcnow
 from models.ingestion_job import claim, record_progress, transition
-from novel_store import save_chapters, save_novel
+from novel_store import ChapterWriter, check_unique, mark_checked, save_chapters, save_novel
+from scheduler import next_refresh_at
+from spool import Spool, fetch_key
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ def run_ingestion(
     if run_id is None or job is None:
         log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
         return Outcome(status=None)
-    run = Run(job_id, run_id, job.attempts, settings, started, fatal)
+    run = Run(job_id, run_id, job.attempts, settings, started, fatal, full=job.full)
     try:
         return run.execute(job.source_url)
     except RunLost:
@@ -87,6 +91,7 @@ class Run:
     settings: Settings
     started: float = field(default_factory=time.monotonic)
     fatal: tuple[type[BaseException], ...] = ()  # the queue's own: never classified here
+    full: bool = False  # refetch every chapter, not only what the listing shows changed
 
     def deadline(self) -> float:
         return self.settings.job_timeout - (time.monotonic() - self.started)
@@ -97,33 +102,54 @@ class Run:
         except IngestError as error:  # e.g. an alias the API had and this worker lacks
             raise PermanentFailure(str(error)) from error
         marks = [time.monotonic()]
-        fetched = self._crawl(adapter, ref)
-        marks.append(time.monotonic())
-        self.move(JobStatus.PARSING, message=f"{len(fetched.chapter_pages)} pages fetched")
-        assert fetched.novel is not None
-        chapters = parse_chapters(adapter, fetched.novel, fetched.chapter_pages, fatal=self.fatal)
-        marks.append(time.monotonic())
-        self.move(JobStatus.SAVING, message=f"{len(chapters)} chapters parsed")
+        plan = UpdatePlan(
+            self._stored(ref), full=self.full, removal_limit=self.settings.update_removal_limit
+        )
+        spool = Spool(self.job_id)
         try:
-            self._save(fetched.novel, chapters)
+            fetched = self._crawl(adapter, ref, plan, spool)
+        finally:
+            spool.close()
+        marks.append(time.monotonic())
+        assert fetched.novel is not None
+        self.move(JobStatus.PARSING, message=_fetched_message(fetched))
+        parsed = parse_spool(adapter, fetched, spool, fatal=self.fatal)
+        marks.append(time.monotonic())
+        self.move(JobStatus.SAVING, message=f"{len(parsed.chapter_ids)} chapters parsed")
+        try:
+            changes = self._save(fetched.novel, plan, spool, parsed)
         except SQLAlchemyError as error:  # outages were ridden out above: the data was refused
             log.exception("job %s: the database refused the novel", self.job_id)
             raise classify(error, doing="store novel") from error
         marks.append(time.monotonic())
         log.info(
-            "job %s done: %s chapters; claim %.0f ms, crawl %.0f ms, parse %.0f ms, save %.0f ms;"
-            " peak RSS %.0f MiB",
+            "job %s done: %s chapters (%s); claim %.0f ms, crawl %.0f ms, parse %.0f ms,"
+            " save %.0f ms; peak RSS %.0f MiB",
             self.job_id,
-            len(chapters),
+            len(fetched.novel.chapters),
+            _changes_message(changes),
             *((b - a) * 1000 for a, b in zip([self.started, *marks], marks, strict=False)),
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )
         return Outcome(status=JobStatus.DONE)
 
-    def _crawl(self, adapter: SiteAdapter, ref: FictionRef) -> CrawlResult:
+    @riding_outages
+    def _stored(self, ref: FictionRef) -> dict[str, StoredChapter]:
+        with session_scope() as session:
+            return stored_chapters(session, ref.site, ref.site_id)
+
+    def _crawl(
+        self, adapter: SiteAdapter, ref: FictionRef, plan: UpdatePlan, spool: Spool
+    ) -> CrawlResult:
         listener = ProgressListener(job_id=self.job_id, run_id=self.run_id)
         result = crawl(
-            ref, adapter, settings=self.settings, listener=listener, timeout=self.deadline()
+            ref,
+            adapter,
+            settings=self.settings,
+            listener=listener,
+            sink=spool,
+            choose=plan.to_fetch,
+            timeout=self.deadline(),
         )
         listener.flush()
         if result.failure is not None:
@@ -133,25 +159,43 @@ class Run:
         return result
 
     @riding_outages
-    def _save(self, novel: NovelRecord, chapters: list[ChapterRecord]) -> None:
-        locked = sum(c.locked for c in chapters)
+    def _save(
+        self, novel: NovelRecord, plan: UpdatePlan, spool: Spool, parsed: ParsedPages
+    ) -> Changes:
+        """The novel, its chapters, the job's DONE and the spool's removal: one transaction,
+        so a run that fails leaves the stored novel as it was."""
+        locked = sum(c.locked for c in novel.chapters)
+        listed = {c.site_chapter_id for c in novel.chapters}
         notes: list[str] = []  # optional values too long for the store: stored as null
         with session_scope() as session:
+            check_unique(c.site_chapter_id for c in novel.chapters)
             novel_id = save_novel(session, novel, notes=notes)
-            saved = save_chapters(session, novel_id, chapters, notes=notes)
+            writer = ChapterWriter(session, novel_id, plan.stored, notes=notes)
+            for records in spool.records(session, parsed.row_ids):
+                writer.texts([r for r in records if r.site_chapter_id in listed])
+            writer.listings(
+                [c for c in novel.chapters if c.site_chapter_id not in parsed.chapter_ids]
+            )
+            writer.remove_unlisted(listed)
+            changes = writer.changes
+            due = next_refresh_at(novel.status, settings=self.settings, now=utcnow())
+            mark_checked(session, novel_id, changed=changes.any, next_refresh_at=due)
+            spool.drop(session)
             if not transition(
                 session,
                 self.job_id,
                 JobStatus.DONE,
                 owner=self.run_id,
-                message=f"{saved} chapters saved"
-                + (f", {locked} of them locked" if locked else ""),
+                message=f"{len(novel.chapters)} chapters: {_changes_message(changes)}"
+                + (f"; {locked} of them locked" if locked else ""),
                 novel_id=novel_id,
-                chapters_saved=saved,
+                chapters_saved=len(novel.chapters),
                 chapters_locked=locked,
+                changes=changes.as_dict(),
                 warnings=job_warnings(novel, locked, notes),
             ):
                 raise RunLost  # rolls the writes back with the refused move
+        return changes
 
     @riding_outages
     def move(self, target: JobStatus, *, message: str | None = None) -> None:
@@ -198,26 +242,46 @@ def _final_message(reason: str, attempts: int, *, final: bool) -> str:
     return reason if final else f"gave up after {attempts} attempts: {reason}"
 
 
-def parse_chapters(
+@dataclass(frozen=True)
+class ParsedPages:
+    row_ids: list[int]  # the spool rows whose records this run parsed
+    chapter_ids: frozenset[str]  # the chapters they hold
+
+
+def parse_spool(
     adapter: SiteAdapter,
-    novel: NovelRecord,
-    pages: list[tuple[Fetch, str]],
+    fetched: CrawlResult,
+    spool: Spool,
     *,
     fatal: tuple[type[BaseException], ...] = (),
-) -> list[ChapterRecord]:
-    """Every chapter of the listing, in reading order: parsed from the page that holds
-    it, or locked without text."""
-    parsed: dict[str, ChapterRecord] = {}
-    for fetch, page in pages:
-        for record in _parse_page(adapter, page, fetch, fatal):
-            parsed[record.site_chapter_id] = record
-    records: list[ChapterRecord] = []
-    for ref in novel.chapters:
-        found = ChapterRecord.locked_from(ref) if ref.locked else parsed.get(ref.site_chapter_id)
-        if found is None:
-            raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
-        records.append(found)
-    return records
+) -> ParsedPages:
+    """Parse this run's pages from the spool, a batch at a time, and keep the records
+    there for saving. Every chapter the run asked for must be among them."""
+    wanted = {fetch_key(f): f for f in fetched.fetches}
+    row_ids: list[int] = []
+    found: set[str] = set()
+    for batch in spool.pages(wanted):
+        parsed = [
+            (row_id, _parse_page(adapter, page, fetch, fatal)) for row_id, fetch, page in batch
+        ]
+        spool.keep_records(parsed)
+        row_ids.extend(row_id for row_id, _ in parsed)
+        found.update(r.site_chapter_id for _, records in parsed for r in records)
+    for fetch in fetched.fetches:
+        for ref in fetch.refs:
+            if ref.site_chapter_id not in found:
+                raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
+    return ParsedPages(row_ids=row_ids, chapter_ids=frozenset(found))
+
+
+def _fetched_message(fetched: CrawlResult) -> str:
+    pages = len(fetched.fetches)
+    kept = f", {fetched.reused} of them kept from an earlier attempt" if fetched.reused else ""
+    return f"{pages} pages fetched{kept}"
+
+
+def _changes_message(changes: Changes) -> str:
+    return ", ".join(f"{count} {name}" for name, count in changes.as_dict().items())
 
 
 def _parse_page(
@@ -323,6 +387,8 @@ def warm_up(session: Session) -> None:
     transition(session, 0, JobStatus.QUEUED, owner="warm-up", message="warm-up")
     novel_id = save_novel(session, WARM_UP_NOVEL)
     save_chapters(session, novel_id, [])
+    mark_checked(session, novel_id, changed=True, next_refresh_at=None)
+    stored_chapters(session, WARM_UP_NOVEL.site, WARM_UP_NOVEL.site_id)
     transition(
         session,
         0,
@@ -332,6 +398,7 @@ def warm_up(session: Session) -> None:
         novel_id=novel_id,
         chapters_saved=0,
         chapters_locked=0,
+        changes={},
         warnings=[],
     )
     session.get(IngestionJob, 0)

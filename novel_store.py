@@ -1,7 +1,8 @@
 """Write novels and chapters exactly once: upserts on their natural keys.
 
 Running the same ingestion twice, or two at once, leaves one novel row and one row per
-chapter. Chapters the site no longer lists are removed, so positions stay unique.
+chapter. A chapter is written only when it is new or changed; chapters the site no longer
+lists are marked removed (`removed_at`), never deleted.
 Every value is checked against its column before it is sent (a number in range, a string
 that fits, a required value present): a record the database would refuse ends the job
 with a message naming the field, never with the database's error and the statement. An
@@ -12,15 +13,17 @@ Text is stored without NUL characters or lone surrogates, which PostgreSQL refus
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, Table, delete, select
+from sqlalchemy import Float, Integer, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crawler.items import ChapterRecord, NovelRecord
+from changes import Changes, StoredChapter, stored_chapters
+from crawler.items import ChapterRecord, ChapterRef, NovelRecord
 from crawler.sites.fields import INT_MAX
 from errors import StoreError, clean_text
 from models import Chapter, Novel
@@ -112,31 +115,138 @@ def _novel_values(novel: NovelRecord) -> dict[str, Any]:
     )
 
 
+class ChapterWriter:
+    """Write one novel's chapters inside the caller's transaction, and count the changes.
+
+    Fetched chapters (`texts`) are written when new or changed; chapters listed but not
+    fetched (`listings`: unchanged on the site, or locked) get their listing row updated
+    where it differs, keeping the stored text; `remove_unlisted` marks the rest removed.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        novel_id: int,
+        stored: Mapping[str, StoredChapter],
+        *,
+        notes: list[str] | None = None,
+    ) -> None:
+        self.session, self.novel_id, self.stored, self.notes = session, novel_id, stored, notes
+        self.changes = Changes()
+        self.now = utcnow()
+
+    def texts(self, records: Sequence[ChapterRecord]) -> None:
+        rows = []
+        for record in records:
+            known = self.stored.get(record.site_chapter_id)
+            if known is None or known.removed:
+                self.changes.new += 1
+            elif known.content_hash != record.content_hash or known.listing_differs(record):
+                self.changes.updated += 1
+            else:
+                self.changes.unchanged += 1
+                if not known.row_differs(record):
+                    continue
+            rows.append(self._row(record))
+        _upsert_chapters(self.session, rows, keep=KEYS)
+
+    def listings(self, refs: Sequence[ChapterRef]) -> None:
+        rows = []
+        for ref in refs:
+            known = self.stored.get(ref.site_chapter_id)
+            if known is None or known.removed:
+                self.changes.new += 1
+            elif known.listing_differs(ref):
+                self.changes.updated += 1
+            else:
+                self.changes.unchanged += 1
+                if not known.row_differs(ref):
+                    continue
+            record = ChapterRecord.locked_from(ref)
+            rows.append(self._row(replace(record, locked=ref.locked)))
+        _upsert_chapters(self.session, rows, keep=KEYS | TEXT)
+
+    def remove_unlisted(self, listed: set[str]) -> None:
+        gone = [cid for cid, c in self.stored.items() if not c.removed and cid not in listed]
+        self.changes.removed += len(gone)
+        for start in range(0, len(gone), BATCH):
+            self.session.execute(
+                update(Chapter)
+                .where(
+                    Chapter.novel_id == self.novel_id,
+                    Chapter.site_chapter_id.in_(gone[start : start + BATCH]),
+                )
+                .values(removed_at=self.now, updated_at=self.now)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _row(self, chapter: ChapterRecord) -> dict[str, Any]:
+        row = _chapter_values(self.novel_id, chapter, self.now)
+        what = f"chapter {row['site_chapter_id']}"
+        check_values(Chapter.__table__, row, what=what, notes=self.notes)  # type: ignore[arg-type]
+        return row
+
+
 def save_chapters(
     session: Session,
     novel_id: int,
     chapters: Sequence[ChapterRecord],
     *,
     notes: list[str] | None = None,
-) -> int:
-    listed = {c.site_chapter_id for c in chapters}
-    if len(listed) != len(chapters):
-        raise StoreError("could not store chapters: a chapter id is listed twice")
-    now = utcnow()
+) -> Changes:
+    """Store a novel's whole chapter list at once (records with text, or locked)."""
+    check_unique(c.site_chapter_id for c in chapters)
+    novel = session.get(Novel, novel_id)
+    stored = stored_chapters(session, novel.site, novel.site_novel_id) if novel else {}
+    writer = ChapterWriter(session, novel_id, stored, notes=notes)
     for start in range(0, len(chapters), BATCH):
-        rows = [_chapter_values(novel_id, c, now) for c in chapters[start : start + BATCH]]
-        for row in rows:
-            what = f"chapter {row['site_chapter_id']}"
-            check_values(Chapter.__table__, row, what=what, notes=notes)  # type: ignore[arg-type]
-        _upsert_chapters(session, [r for r in rows if not r["locked"]], keep=KEYS)
-        _upsert_chapters(session, [r for r in rows if r["locked"]], keep=KEYS | TEXT)
-    _drop_unlisted(session, novel_id, listed)
-    return len(chapters)
+        batch = chapters[start : start + BATCH]
+        writer.texts([c for c in batch if not c.locked])
+        writer.listings([_ref(c) for c in batch if c.locked])
+    writer.remove_unlisted({c.site_chapter_id for c in chapters})
+    return writer.changes
+
+
+def check_unique(chapter_ids: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for chapter_id in chapter_ids:
+        if chapter_id in seen:
+            raise StoreError("could not store chapters: a chapter id is listed twice")
+        seen.add(chapter_id)
+
+
+def _ref(chapter: ChapterRecord) -> ChapterRef:
+    return ChapterRef(
+        site_chapter_id=chapter.site_chapter_id,
+        url=chapter.url,
+        position=chapter.position,
+        title=chapter.title,
+        volume=chapter.volume,
+        published_at=chapter.published_at,
+        locked=chapter.locked,
+    )
+
+
+def mark_checked(
+    session: Session, novel_id: int, *, changed: bool, next_refresh_at: datetime | None
+) -> None:
+    """A run read the site for this novel: when, whether it changed, when it is due."""
+    now = utcnow()
+    values: dict[str, Any] = {"last_checked_at": now, "next_refresh_at": next_refresh_at}
+    if changed:
+        values["last_changed_at"] = now
+    session.execute(
+        update(Novel)
+        .where(Novel.id == novel_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 KEYS = frozenset({"created_at", "novel_id"})
 # A chapter the site has locked since we stored it keeps the text we have: the listing
-# (title, position, date) and the lock are updated, the stored text is not wiped.
+# (title, position, date) and the lock are updated, the stored text is not wiped. So
+# does a chapter an update did not fetch (unchanged on the site).
 TEXT = frozenset({"content_html", "author_notes_html", "word_count", "content_hash"})
 
 
@@ -152,7 +262,13 @@ def _upsert_chapters(session: Session, rows: list[dict[str, Any]], *, keep: froz
 
 def _chapter_values(novel_id: int, chapter: ChapterRecord, now: Any) -> dict[str, Any]:
     values = _clean(asdict(chapter))
-    return {**values, "novel_id": novel_id, "created_at": now, "updated_at": now}
+    return {
+        **values,
+        "novel_id": novel_id,
+        "removed_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _clean(value: Any) -> Any:
@@ -164,17 +280,3 @@ def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     return value
-
-
-def _drop_unlisted(session: Session, novel_id: int, listed: set[str]) -> None:
-    stored = session.execute(
-        select(Chapter.site_chapter_id).where(Chapter.novel_id == novel_id)
-    ).scalars()
-    gone = [cid for cid in stored if cid not in listed]
-    for start in range(0, len(gone), BATCH):
-        session.execute(
-            delete(Chapter).where(
-                Chapter.novel_id == novel_id,
-                Chapter.site_chapter_id.in_(gone[start : start + BATCH]),
-            )
-        )

@@ -18,6 +18,21 @@ class IngestRequest(BaseModel):
     )
 
 
+class RefreshRequest(BaseModel):
+    full: bool = Field(
+        default=False,
+        description="refetch every chapter and rewrite those whose text changed (edits do not"
+        " show in a site's table of contents); false: only what the listing shows changed",
+    )
+
+
+class Changes(BaseModel):
+    new: int = Field(description="chapters the store did not have (or had marked removed)")
+    updated: int = Field(description="chapters whose text, title, date or lock changed")
+    removed: int = Field(description="chapters gone from the site's table of contents")
+    unchanged: int
+
+
 class IngestAccepted(BaseModel):
     job_id: int
     status: JobStatus
@@ -54,6 +69,12 @@ class JobPublic(BaseModel):
         description="fields the job could not read (stored as null), chapters it found locked"
     )
     novel_id: int | None
+    full: bool = Field(description="refetches every chapter, not only what changed")
+    priority: str = Field(description="high, normal or low (scheduled refreshes)")
+    origin: str = Field(description="user (POST /ingest), refresh, or schedule")
+    changes: Changes | None = Field(
+        description="what the run did to the stored novel; null until it is DONE"
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -87,6 +108,11 @@ class NovelPublic(BaseModel):
     rating: float | None
     published_at: datetime | None
     updated_at: datetime
+    last_checked_at: datetime | None = Field(description="when a job last read the site for it")
+    last_changed_at: datetime | None = Field(description="when that last changed a chapter")
+    next_refresh_at: datetime | None = Field(
+        description="when the scheduler refreshes it next; null: not scheduled"
+    )
 
 
 class NovelDetail(NovelPublic):
@@ -101,7 +127,7 @@ class NovelDetail(NovelPublic):
     site_updated_at: datetime | None = Field(description="when the site says it last changed")
     notes_html: str | None = Field(description="work-level author notes, apart from chapters")
     volumes: list[dict[str, Any]]
-    chapter_count: int
+    chapter_count: int = Field(description="current chapters (removed ones not counted)")
 
 
 class SitePublic(BaseModel):
@@ -124,6 +150,9 @@ class ChapterSummary(BaseModel):
     published_at: datetime | None
     url: str
     locked: bool = Field(description="listed by the site but not served: no text")
+    removed_at: datetime | None = Field(
+        description="when an update found it gone from the site; null: a current chapter"
+    )
     word_count: int | None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +21,16 @@ from twisted.python.failure import Failure
 
 from config import Settings
 from crawler import sites
-from crawler.items import FictionRef
+from crawler.items import FictionRef, NovelRecord
 from crawler.settings import REACTOR, scrapy_settings
 from crawler.sites.base import SiteAdapter
-from crawler.spiders.fiction import CrawlListener, CrawlResult, FictionSpider
+from crawler.spiders.fiction import (
+    CrawlListener,
+    CrawlResult,
+    FictionSpider,
+    PageSink,
+    every_chapter,
+)
 from errors import IngestError, PermanentFailure, classify
 
 # Scrapy 2.13 waits 100 ms (`scrapy.utils.defer._DEFER_DELAY`) before every spider
@@ -78,9 +85,12 @@ def crawl(
     *,
     settings: Settings,
     listener: CrawlListener,
+    sink: PageSink,
     timeout: float,
+    choose: Callable[[NovelRecord], NovelRecord] = every_chapter,
 ) -> CrawlResult:
-    """Fetch the fiction page and all its chapter pages; failures are in `result.failure`.
+    """Fetch the listing, then the pages of the chapters `choose` keeps, into `sink`;
+    failures are in `result.failure`.
 
     Past `timeout` seconds the crawl is stopped and the result says it timed out.
     """
@@ -97,6 +107,8 @@ def crawl(
         adapter=adapter,
         result=result,
         listener=listener,
+        sink=sink,
+        choose=choose,
         politeness=sites.politeness(adapter, settings),
         deadline=time.monotonic() + max(timeout, 0.0),
     )

@@ -1,4 +1,5 @@
-"""POST /ingest: create (or find) the job for a fiction URL and queue it."""
+"""POST /ingest: create (or find) the job for a fiction URL and queue it; a fiction
+already stored is updated (only what changed is fetched)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ router = APIRouter(tags=["ingest"])
 def ingest(
     body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response
 ) -> IngestAccepted:
-    submission = jobs.submit(session, body.url, settings=settings)
+    return accepted(jobs.submit(session, body.url, settings=settings), response)
+
+
+def accepted(submission: jobs.Submission, response: Response) -> IngestAccepted:
+    """The answer to a submission: 202 for a new job, 200 for the active one found."""
     if not submission.created:
         response.status_code = status.HTTP_200_OK
         message = "An active job for this fiction already exists"

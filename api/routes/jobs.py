@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 
 import jobs
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
-from api.schemas import JobDetail, JobEventPublic, JobPublic, Page, Progress
+from api.schemas import Changes, JobDetail, JobEventPublic, JobPublic, Page, Progress
 from models import IngestionJob, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -29,6 +29,10 @@ def to_public(job: IngestionJob) -> JobPublic:
         ),
         warnings=list(job.warnings or []),
         novel_id=job.novel_id,
+        full=job.full,
+        priority=job.priority,
+        origin=job.origin,
+        changes=Changes(**job.changes) if job.changes else None,
         created_at=job.created_at,
         updated_at=job.updated_at,
         started_at=job.started_at,

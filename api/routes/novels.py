@@ -1,12 +1,26 @@
-"""GET /novels, /novels/{id}, /novels/{id}/chapters, /novels/{id}/chapters/{position}."""
+"""GET /novels, /novels/{id}, /novels/{id}/chapters, /novels/{id}/chapters/{position};
+POST /novels/{id}/refresh."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Response, status
+
+import jobs
 import novels
-from api.deps import Limit, Offset, RowId, SessionDep
-from api.schemas import ChapterPublic, ChapterSummary, NovelDetail, NovelPublic, Page
+from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
+from api.routes.ingest import accepted
+from api.schemas import (
+    ChapterPublic,
+    ChapterSummary,
+    ErrorBody,
+    IngestAccepted,
+    NovelDetail,
+    NovelPublic,
+    Page,
+    RefreshRequest,
+)
 
 router = APIRouter(prefix="/novels", tags=["novels"])
 
@@ -39,9 +53,17 @@ def get_novel(novel_id: RowId, session: SessionDep) -> NovelDetail:
 
 @router.get("/{novel_id}/chapters", response_model=Page[ChapterSummary])
 def list_chapters(
-    novel_id: RowId, session: SessionDep, limit: Limit = 200, offset: Offset = 0
+    novel_id: RowId,
+    session: SessionDep,
+    limit: Limit = 200,
+    offset: Offset = 0,
+    include_removed: Annotated[
+        bool, Query(description="also the chapters the site no longer lists")
+    ] = False,
 ) -> Page[ChapterSummary]:
-    rows, total = novels.list_chapters(session, novel_id, limit=limit, offset=offset)
+    rows, total = novels.list_chapters(
+        session, novel_id, limit=limit, offset=offset, include_removed=include_removed
+    )
     items = [ChapterSummary.model_validate(c) for c in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
@@ -49,3 +71,27 @@ def list_chapters(
 @router.get("/{novel_id}/chapters/{position}", response_model=ChapterPublic)
 def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> ChapterPublic:
     return ChapterPublic.model_validate(novels.get_chapter(session, novel_id, position))
+
+
+@router.post(
+    "/{novel_id}/refresh",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestAccepted,
+    responses={
+        200: {"model": IngestAccepted, "description": "an active job for this novel exists"},
+        404: {"model": ErrorBody, "description": "no such novel"},
+        422: {"model": ErrorBody, "description": "bad JSON"},
+        503: {"model": ErrorBody, "description": "database unavailable"},
+    },
+)
+def refresh_novel(
+    novel_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    body: RefreshRequest | None = None,
+) -> IngestAccepted:
+    """Update a stored novel from its site: only what changed, or (`full`) every chapter."""
+    full = body.full if body is not None else False
+    submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+    return accepted(submission, response)

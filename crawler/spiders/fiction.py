@@ -3,15 +3,17 @@
 It only fetches (the job's CRAWLING phase). It asks the adapter for the first page, hands
 every listing page back to it until the listing is whole (a fiction page, a table of
 contents that needs more requests, a consent page to get past), then fetches the pages
-that hold the chapters' text and keeps them for the PARSING phase. The first page that
-cannot be had ends the crawl: a novel with a missing chapter is not a correct novel.
+that hold the text of the chapters the run needs (`choose`: an update fetches only what
+changed) and hands each to the `sink` (the job's spool) for the PARSING phase; pages the
+sink already has, from an earlier run of the job, are not fetched again. The first page
+that cannot be had ends the crawl: a novel with a missing chapter is not a correct novel.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import scrapy
@@ -38,11 +40,37 @@ class CrawlListener(Protocol):
     def page_fetched(self, fetched: int) -> None: ...
 
 
+class PageSink(Protocol):
+    """Where chapter pages go as they arrive (spool.Spool), and which it has already."""
+
+    def put(self, fetch: Fetch, page: str) -> None: ...
+
+    def has(self, fetch: Fetch) -> bool: ...
+
+
+class PageList:
+    """A sink that keeps pages in memory (tests, tools): `pages` in arrival order."""
+
+    def __init__(self) -> None:
+        self.pages: list[tuple[Fetch, str]] = []
+
+    def put(self, fetch: Fetch, page: str) -> None:
+        self.pages.append((fetch, page))
+
+    def has(self, fetch: Fetch) -> bool:
+        return False
+
+
+def every_chapter(novel: NovelRecord) -> NovelRecord:
+    return novel
+
+
 @dataclass
 class CrawlResult:
-    novel: NovelRecord | None = None
-    # the pages that hold chapter text, in the order they arrived
-    chapter_pages: list[tuple[Fetch, str]] = field(default_factory=list)
+    novel: NovelRecord | None = None  # the whole listing
+    # the requests for chapter pages this run needs, fetched now or found in the sink
+    fetches: tuple[Fetch, ...] = ()
+    reused: int = 0  # of those, how many pages the sink had already
     failure: IngestFailure | None = None
 
 
@@ -57,17 +85,20 @@ class FictionSpider(scrapy.Spider):
         result: CrawlResult,
         listener: CrawlListener,
         politeness: Politeness,
+        sink: PageSink,
+        choose: Callable[[NovelRecord], NovelRecord] = every_chapter,
         deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ref, self.adapter, self.result, self.listener = ref, adapter, result, listener
+        self.sink, self.choose = sink, choose
         self.politeness = politeness
         # time.monotonic() by which the job must be done: waiting past it is not worth it
         self.deadline = deadline
-        # Scrapy reads these for the spider's download slots: the site's pace, or the
-        # operator's CRAWLER_DOWNLOAD_DELAY / CRAWLER_SITE_CONCURRENCY.
-        self.download_delay = politeness.download_delay
+        # Scrapy's download slot of this crawl: no delay of its own (SharedPaceMiddleware
+        # keeps the site's interval over every worker), the site's cap at most.
+        self.download_delay = 0.0
         self.max_concurrent_requests = politeness.concurrent_requests
         self._listing_pages: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
         self._fetched_chapters = 0
@@ -109,9 +140,17 @@ class FictionSpider(scrapy.Spider):
             self._stop(classify_error(bug, doing=f"read {response.url}"))
         self.result.novel = novel
         self.listener.chapters_found(len(novel.chapters))
-        fetches = self._guard(lambda: self.adapter.chapter_fetches(novel), "list chapter pages")
+        wanted = self._guard(lambda: self.choose(novel), "choose the chapters to fetch")
+        fetches = self._guard(lambda: self.adapter.chapter_fetches(wanted), "list chapter pages")
+        self.result.fetches = fetches
         for chapter_fetch in fetches:
-            yield self._request(chapter_fetch, known=novel)
+            if self.sink.has(chapter_fetch):  # an earlier run of the job fetched it
+                self.result.reused += 1
+                self._fetched_chapters += len(chapter_fetch.refs)
+            else:
+                yield self._request(chapter_fetch, known=novel)
+        if self.result.reused:
+            self.listener.page_fetched(self._fetched_chapters)
 
     def _next_listing_page(self, follow: tuple[Fetch, ...]) -> Fetch:
         """The one page the listing goes on with, if the chain is sound."""
@@ -135,7 +174,11 @@ class FictionSpider(scrapy.Spider):
     def keep_chapters(self, response: Response, fetch: Fetch) -> None:
         text = response.text
         self._guard(lambda: self.adapter.check_page(text, response.url), f"read {response.url}")
-        self.result.chapter_pages.append((fetch, text))
+        try:
+            self.sink.put(fetch, text)
+        except Exception as error:  # the spool's database: an outage is retried
+            log.warning("could not keep %s: %s", response.url, error)
+            self._stop(classify_error(error, doing=f"keep the page {response.url}"))
         self._fetched_chapters += len(fetch.refs)
         self.listener.page_fetched(self._fetched_chapters)
 

@@ -1,0 +1,171 @@
+"""A job's fetched pages, kept in the database until the job is DONE.
+
+The crawl writes each chapter page here as it arrives (compressed, committed at once), so
+a run that dies, times out or meets a site error leaves them behind: the retry fetches
+only pages the spool lacks, whichever worker host it runs on. Parsing reads the pages
+back in batches and stores the chapter records beside them, and saving reads those in
+batches: no phase holds a whole fiction in memory. The DONE transition deletes a job's
+rows in its own transaction; a failed job's rows expire after SPOOL_RETENTION.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from crawler.items import ChapterRecord
+from crawler.sites.base import Fetch
+from db import get_engine
+from models import IngestionJob, JobStatus, SpooledPage
+from models.base import utcnow
+
+BATCH = 100  # pages or records read back at once
+LEVEL = 1  # zlib: a page compresses about 4:1 at level 1, at a fraction of level 6's cost
+
+
+def fetch_key(fetch: Fetch) -> str:
+    """One request's identity: its method, URL and form."""
+    form = "&".join(f"{name}={value}" for name, value in fetch.form)
+    return hashlib.sha256(f"{fetch.method}\n{fetch.url}\n{form}".encode()).hexdigest()
+
+
+def pack(value: str) -> bytes:
+    return zlib.compress(value.encode("utf-8", "surrogatepass"), LEVEL)
+
+
+def unpack(blob: bytes) -> str:
+    return zlib.decompress(blob).decode("utf-8", "surrogatepass")
+
+
+def pack_records(records: list[ChapterRecord]) -> bytes:
+    return pack(json.dumps([asdict(r) for r in records], default=_iso, ensure_ascii=False))
+
+
+def unpack_records(blob: bytes) -> list[ChapterRecord]:
+    return [_record(values) for values in json.loads(unpack(blob))]
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _record(values: dict[str, Any]) -> ChapterRecord:
+    published = values.get("published_at")
+    if published is not None:
+        values["published_at"] = datetime.fromisoformat(published)
+    return ChapterRecord(**values)
+
+
+class Spool:
+    """The pages of one job. Writes go through a connection of their own, committed page
+    by page, so a killed work-horse loses at most the pages still in flight."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._connection: Connection | None = None
+        self._kept: set[str] | None = None  # keys of the pages here, read once
+
+    def keys(self) -> set[str]:
+        """The requests whose pages are here (an earlier run of this job left them)."""
+        if self._kept is None:
+            with get_engine().connect() as connection:
+                stmt = select(SpooledPage.fetch_key).where(SpooledPage.job_id == self.job_id)
+                self._kept = set(connection.execute(stmt).scalars())
+        return self._kept
+
+    def has(self, fetch: Fetch) -> bool:
+        return fetch_key(fetch) in self.keys()
+
+    def put(self, fetch: Fetch, page: str) -> None:
+        key, connection = fetch_key(fetch), self._open()
+        if key in self.keys():
+            return  # the same request twice in one crawl: the first page stands
+        connection.execute(
+            insert(SpooledPage).values(
+                job_id=self.job_id, fetch_key=key, page=pack(page), fetched_at=utcnow()
+            )
+        )
+        connection.commit()
+        self.keys().add(key)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _open(self) -> Connection:
+        if self._connection is None:
+            connection = get_engine().connect()
+            if connection.dialect.name == "postgresql":
+                # A page is worth keeping, not worth an fsync: a crashed horse loses none
+                # (the server has it), a crashed server at worst a few pages to refetch.
+                connection.execute(text("SET synchronous_commit TO off"))
+            self._connection = connection
+        return self._connection
+
+    def pages(self, wanted: Mapping[str, Fetch]) -> Iterator[list[tuple[int, Fetch, str]]]:
+        """This run's pages, in batches of (row id, its request, its text). Pages of
+        requests this run did not make (the listing changed since) are left out."""
+        last = 0
+        while True:
+            with get_engine().connect() as connection:
+                rows = connection.execute(
+                    select(SpooledPage.id, SpooledPage.fetch_key, SpooledPage.page)
+                    .where(SpooledPage.job_id == self.job_id, SpooledPage.id > last)
+                    .order_by(SpooledPage.id)
+                    .limit(BATCH)
+                ).all()
+            if not rows:
+                return
+            last = rows[-1].id
+            batch = [
+                (r.id, wanted[r.fetch_key], unpack(r.page)) for r in rows if r.fetch_key in wanted
+            ]
+            if batch:
+                yield batch
+
+    def keep_records(self, parsed: list[tuple[int, list[ChapterRecord]]]) -> None:
+        """Store the records parsed from each page (by the page's row id)."""
+        with get_engine().begin() as connection:
+            for row_id, records in parsed:
+                connection.execute(
+                    update(SpooledPage)
+                    .where(SpooledPage.id == row_id)
+                    .values(records=pack_records(records))
+                )
+
+    def records(self, session: Session, row_ids: list[int]) -> Iterator[list[ChapterRecord]]:
+        """The records parsed from these pages, a batch of pages at a time, read through
+        the saving transaction's session."""
+        for start in range(0, len(row_ids), BATCH):
+            chunk = row_ids[start : start + BATCH]
+            blobs = session.execute(
+                select(SpooledPage.records).where(SpooledPage.id.in_(chunk))
+            ).scalars()
+            yield [record for blob in blobs if blob is not None for record in unpack_records(blob)]
+
+    def drop(self, session: Session) -> None:
+        """Remove this job's pages, in the caller's transaction (the DONE one)."""
+        session.execute(delete(SpooledPage).where(SpooledPage.job_id == self.job_id))
+
+
+def expire(session: Session, *, retention: int, now: datetime | None = None) -> int:
+    """Delete the pages of jobs that ended more than `retention` seconds ago (a failed
+    job's pages are kept that long for a retry by hand); returns the rows deleted."""
+    cutoff = (now or utcnow()) - timedelta(seconds=retention)
+    ended = select(IngestionJob.id).where(
+        IngestionJob.status.in_([JobStatus.DONE.value, JobStatus.ERROR.value]),
+        IngestionJob.finished_at < cutoff,
+    )
+    result = session.execute(delete(SpooledPage).where(SpooledPage.job_id.in_(ended)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
