@@ -66,7 +66,8 @@ class Settings(BaseSettings):
         default=3600, ge=0, description="seconds a site's robots.txt is shared by all jobs"
     )
     crawler_autothrottle: bool = False
-    crawler_max_page_bytes: int = 8 * 1024 * 1024
+    # a Royal Road fiction page lists every chapter: ~1 KiB each, 11 MiB for 10,000
+    crawler_max_page_bytes: int = 16 * 1024 * 1024
     crawler_site_aliases: str = Field(
         default="", description="comma list of host[:port]=site, crawled with that site's adapter"
     )

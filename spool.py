@@ -18,7 +18,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from crawler.items import ChapterRecord
@@ -66,6 +66,15 @@ def _record(values: dict[str, Any]) -> ChapterRecord:
     return ChapterRecord(**values)
 
 
+_PUT = insert(SpooledPage)
+_KEEP = (
+    update(SpooledPage)
+    .where(SpooledPage.id == bindparam("row"))
+    .values(records=bindparam("records"))
+    .execution_options(synchronize_session=False)
+)
+
+
 class Spool:
     """The pages of one job. Writes go through a connection of their own, committed page
     by page, so a killed work-horse loses at most the pages still in flight."""
@@ -90,11 +99,8 @@ class Spool:
         key, connection = fetch_key(fetch), self._open()
         if key in self.keys():
             return  # the same request twice in one crawl: the first page stands
-        connection.execute(
-            insert(SpooledPage).values(
-                job_id=self.job_id, fetch_key=key, page=pack(page), fetched_at=utcnow()
-            )
-        )
+        row = {"job_id": self.job_id, "fetch_key": key, "page": pack(page), "fetched_at": utcnow()}
+        connection.execute(_PUT, row)  # one statement built once: a page costs its round trip
         connection.commit()
         self.keys().add(key)
 
@@ -136,13 +142,10 @@ class Spool:
 
     def keep_records(self, parsed: list[tuple[int, list[ChapterRecord]]]) -> None:
         """Store the records parsed from each page (by the page's row id)."""
-        with get_engine().begin() as connection:
-            for row_id, records in parsed:
-                connection.execute(
-                    update(SpooledPage)
-                    .where(SpooledPage.id == row_id)
-                    .values(records=pack_records(records))
-                )
+        rows = [{"row": row_id, "records": pack_records(records)} for row_id, records in parsed]
+        if rows:
+            with get_engine().begin() as connection:
+                connection.execute(_KEEP, rows)
 
     def records(self, session: Session, row_ids: list[int]) -> Iterator[list[ChapterRecord]]:
         """The records parsed from these pages, a batch of pages at a time, read through

@@ -81,7 +81,7 @@ NOTES_SEPARATOR = "\n<hr/>\n"
 CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TAG_KINDS = ("rating", "warning", "category", "fandom", "relationship", "character", "freeform")
 FLAT_TAG_KINDS = ("fandom", "relationship", "character", "freeform")  # `tags`, in this order
-# Above this many words the whole-work page could pass CRAWLER_MAX_PAGE_BYTES (8 MiB; AO3
+# Above this many words the whole-work page could pass CRAWLER_MAX_PAGE_BYTES (16 MiB; AO3
 # pages take about 7 bytes a word): such works are fetched a chapter page at a time.
 FULL_WORK_MAX_WORDS = 500_000
 # The work's preface (title, byline, summary, notes), not a chapter's nor the afterword.

@@ -74,7 +74,9 @@ def test_locked_chapters_are_stored_locked_and_never_fetched(
         "2 chapters are locked on the site (premium, or not yet published): stored with their"
         " title and date, without text"
     ]
-    assert job["history"][-1]["message"] == "10 chapters saved, 2 of them locked"
+    assert job["history"][-1]["message"] == (
+        "10 chapters: 10 new, 0 updated, 0 removed, 0 unchanged; 2 of them locked"
+    )
     assert novel["chapter_count"] == 10
     assert [c["locked"] for c in listing] == [False] * 8 + [True, True]
     assert [c["title"] for c in listing] == [c.title for c in fiction.chapters]

@@ -6,9 +6,11 @@ All text is generated here (seeded), never copied from a real site.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import overload
 
 WORDS = [
     "the",
@@ -51,6 +53,7 @@ WORDS = [
 ]
 STATUSES = ("ongoing", "completed", "hiatus")
 BASE_DATE = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+BIG_BASE_DATE = datetime(2012, 1, 1, 12, 0, tzinfo=UTC)  # 10,000 chapters, 6 h apart
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class FixtureChapter:
     volume_id: int | None
     volume_title: str | None
     published_at: datetime
-    paragraphs: tuple[str, ...]
+    paragraphs: Sequence[str]  # a tuple, or SeededText (big fictions: generated when read)
     hidden_text: str
     notes_before: str | None
     notes_after: str | None
@@ -73,6 +76,13 @@ class FixtureChapter:
     @property
     def locked(self) -> bool:
         return self.access != "open"
+
+    @property
+    def words(self) -> int:
+        """Its text's words (whitespace-separated), as the site counts them."""
+        if isinstance(self.paragraphs, SeededText):
+            return self.paragraphs.words
+        return len(" ".join(self.paragraphs).split())
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,27 @@ class FixtureFiction:
     chapters: tuple[FixtureChapter, ...] = field(default=())
     # The "Pages" popover's text (i[title="Story Length"] data-content); None: no popover.
     story_length: str | None = None
+    # Revisions (FixtureSite.revise): the fiction page lists only the first `toc_limit`
+    # chapters (a truncated page) while every chapter page still answers; `removed`: the
+    # chapters revisions took out (their pages answer 404), at their last positions;
+    # `revision`: how many revisions made this (0: the fiction as built).
+    toc_limit: int | None = None
+    removed: tuple[FixtureChapter, ...] = ()
+    revision: int = 0
+
+    @property
+    def listed(self) -> tuple[FixtureChapter, ...]:
+        """The chapters the fiction page lists (all of them unless `toc_limit`)."""
+        return self.chapters if self.toc_limit is None else self.chapters[: self.toc_limit]
+
+    def chapter(self, chapter_id: int) -> FixtureChapter | None:
+        """The served chapter with this id (a removed one is not served)."""
+        return self._by_id.get(chapter_id)
+
+    @cached_property
+    def _by_id(self) -> dict[int, FixtureChapter]:
+        """Chapters by id: a 10,000-chapter fiction is not scanned for each of its pages."""
+        return {c.chapter_id: c for c in self.chapters}
 
 
 def paperback_popover(words: int, *, comma: bool = True) -> str:
@@ -115,16 +146,89 @@ def _paragraphs(rng: random.Random, count: int, length: int) -> tuple[str, ...]:
     )
 
 
+@lru_cache(maxsize=256)
+def _seeded_paragraphs(seed: int, count: int, sentences: int) -> tuple[str, ...]:
+    rng = random.Random(seed)
+    lengths = [rng.randint(6, 16) for _ in range(count * sentences)]  # first: see _seeded_words
+    said = [_sentence(rng, n) for n in lengths]
+    return tuple(" ".join(said[n : n + sentences]) for n in range(0, len(said), sentences))
+
+
+@lru_cache(maxsize=65_536)
+def _seeded_words(seed: int, sentences: int) -> int:
+    """The words _seeded_paragraphs will write: its sentence lengths come first."""
+    rng = random.Random(seed)
+    return sum(rng.randint(6, 16) for _ in range(sentences))
+
+
+@dataclass(frozen=True)
+class SeededText(Sequence[str]):
+    """Paragraphs generated from a seed when read (and again when read again, past a cache).
+
+    What big fictions' chapters hold: 10,000 chapters of text take seconds to generate and
+    tens of MB to keep; their word counts come from the sentence lengths alone.
+    """
+
+    seed: int
+    paragraphs: int
+    sentences: int = 4  # a paragraph's
+
+    @property
+    def words(self) -> int:
+        return _seeded_words(self.seed, self.paragraphs * self.sentences)
+
+    def _text(self) -> tuple[str, ...]:
+        return _seeded_paragraphs(self.seed, self.paragraphs, self.sentences)
+
+    def __len__(self) -> int:
+        return self.paragraphs
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self._text()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._text())
+
+
+def _old_id(fiction_id: int, position: int) -> int:
+    """The first fictions' scheme: repeats after 1000 chapters, kept for what tests know."""
+    return 100_000 + fiction_id * 1000 + (position * 7919) % 1000
+
+
+def big_chapter_id(fiction_id: int, position: int) -> int:
+    """Big fictions' (BIG) chapter ids: unique for up to 50,000 chapters."""
+    return fiction_id * 100_000 + position
+
+
+def added_chapter_id(fiction_id: int, n: int) -> int:
+    """The id of the n-th chapter (from 1) that revisions added to this fiction.
+
+    Above both schemes of built chapters: unique within the site (and never an id that a
+    built or removed chapter of the fiction had).
+    """
+    return fiction_id * 100_000 + 50_000 + n
+
+
 def _chapter(
     rng: random.Random,
     fiction_id: int,
     position: int,
     volume: tuple[int, str, int] | None,
     paragraphs: int,
+    *,
+    big: bool = False,
 ) -> FixtureChapter:
-    chapter_id = 100_000 + fiction_id * 1000 + (position * 7919) % 1000
+    chapter_id = big_chapter_id(fiction_id, position) if big else _old_id(fiction_id, position)
     title = f"{position}. {_sentence(rng, 3)[:-1]}"
     notes = rng.random()
+    published_at = BASE_DATE + timedelta(days=position, hours=rng.randint(0, 23))
+    if big:  # 10,000 chapters span years; a day apart would run into the future
+        published_at = BIG_BASE_DATE + timedelta(hours=6 * position + rng.randint(0, 5))
+    text = SeededText(chapter_id, paragraphs) if big else _paragraphs(rng, paragraphs, 4)
     return FixtureChapter(
         chapter_id=chapter_id,
         slug=f"{position}-chapter",
@@ -132,15 +236,17 @@ def _chapter(
         title=title,
         volume_id=volume[0] if volume else None,
         volume_title=volume[1] if volume else None,
-        published_at=BASE_DATE + timedelta(days=position, hours=rng.randint(0, 23)),
-        paragraphs=_paragraphs(rng, paragraphs, 4),
+        published_at=published_at,
+        paragraphs=text,
         hidden_text=f"If you read this on another site, it was stolen (marker {chapter_id}).",
         notes_before=f"Before-note {chapter_id}: thanks for reading ♥" if notes < 0.3 else None,
         notes_after=f"After-note {chapter_id}: see you next time" if 0.2 < notes < 0.6 else None,
     )
 
 
-def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> FixtureFiction:
+def _build(
+    fiction_id: int, *, chapters: int, volumes: int, paragraphs: int, big: bool = False
+) -> FixtureFiction:
     rng = random.Random(fiction_id)
     vols = tuple(
         (9000 + fiction_id * 10 + n, f"Volume {n}: {_sentence(rng, 2)[:-1]}", n)
@@ -148,7 +254,9 @@ def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> 
     )
     per_volume = -(-chapters // max(volumes, 1))
     items = tuple(
-        _chapter(rng, fiction_id, p, vols[(p - 1) // per_volume] if vols else None, paragraphs)
+        _chapter(
+            rng, fiction_id, p, vols[(p - 1) // per_volume] if vols else None, paragraphs, big=big
+        )
         for p in range(1, chapters + 1)
     )
     if chapters > 3:  # a re-posted chapter: reading order is not date order
@@ -156,7 +264,7 @@ def _build(fiction_id: int, *, chapters: int, volumes: int, paragraphs: int) -> 
         early = BASE_DATE - timedelta(days=30)
         items = (*items[:2], _replace_date(moved, early), *items[3:])
     title = f"The {_sentence(rng, 2)[:-1].title()} — Ünïcode Saga {fiction_id}"
-    words = sum(len(" ".join(c.paragraphs).split()) for c in items)
+    words = sum(c.words for c in items)
     return FixtureFiction(
         fiction_id=fiction_id,
         slug=f"fixture-fiction-{fiction_id}",
@@ -214,6 +322,10 @@ def _one_chapter(fiction_id: int) -> FixtureFiction:
 
 
 SPECIAL = {1005: _unreadable, 1006: _with_locked, 1007: _one_chapter}
+# Big fictions, to measure memory against size: id -> (chapters, volumes). Chapters of
+# 8 paragraphs of 4 sentences (~350 words), like 1001's, generated when read.
+BIG = {1010: (10, 1), 1011: (2_000, 4), 1012: (10_000, 10)}
+BIG_PARAGRAPHS = 8
 
 
 @lru_cache(maxsize=2048)
@@ -227,6 +339,11 @@ def fiction(fiction_id: int) -> FixtureFiction | None:
         return _build(1002, chapters=5, volumes=0, paragraphs=3)
     if fiction_id == 1003:
         return _build(1003, chapters=160, volumes=2, paragraphs=36)
+    if fiction_id in BIG:
+        chapters, volumes = BIG[fiction_id]
+        return _build(
+            fiction_id, chapters=chapters, volumes=volumes, paragraphs=BIG_PARAGRAPHS, big=True
+        )
     if fiction_id == 1004 or 6000 <= fiction_id <= 6999:  # stubs: no chapter yet
         return _build(fiction_id, chapters=0, volumes=0, paragraphs=0)
     if fiction_id in MISBEHAVING:
@@ -240,4 +357,102 @@ def chapter(fiction_id: int, chapter_id: int) -> FixtureChapter | None:
     found = fiction(fiction_id)
     if found is None:
         return None
-    return next((c for c in found.chapters if c.chapter_id == chapter_id), None)
+    return found.chapter(chapter_id)
+
+
+def _positions(name: str, positions: Iterable[int], count: int) -> list[int]:
+    chosen = list(positions)
+    if len(set(chosen)) != len(chosen) or not all(1 <= p <= count for p in chosen):
+        raise ValueError(f"{name}: positions must be distinct, in 1..{count}: {chosen}")
+    return chosen
+
+
+def _new_text(chapter: FixtureChapter, revision: int) -> tuple[str, ...]:
+    """Other text of the same shape, seeded by the chapter and the revision."""
+    rng = random.Random(f"{chapter.chapter_id}/{revision}")
+    text = _paragraphs(rng, max(len(chapter.paragraphs), 1), 4)
+    if tuple(chapter.paragraphs) == text:  # never seen; but an edit must change the text
+        return (f"Revised in revision {revision}.", *text[1:])
+    return text
+
+
+def _popover(built: FixtureFiction, words: int) -> str | None:
+    """The popover for `words`, in the wording the fiction's page already used."""
+    if built.story_length is None or built.word_count is None:
+        return built.story_length
+    for comma in (True, False):
+        if built.story_length == paperback_popover(built.word_count, comma=comma):
+            return paperback_popover(words, comma=comma)
+    return built.story_length  # a wording of its own (1005): not a count to follow
+
+
+def revise(
+    f: FixtureFiction,
+    *,
+    add: int = 0,
+    remove: Sequence[int] = (),
+    redate: Sequence[int] = (),
+    edit: Sequence[int] = (),
+    move: Sequence[tuple[int, int]] = (),
+    toc_limit: int | None = None,
+    full_toc: bool = False,
+) -> FixtureFiction:
+    """`f` after one more revision; FixtureSite.revise documents the arguments."""
+    count, revision = len(f.chapters), f.revision + 1
+    removing = set(_positions("remove", remove, count))
+    changing = _positions("redate", redate, count) + _positions("edit", edit, count)
+    if removing & set(changing) or len(set(changing)) != len(changing):
+        raise ValueError("a chapter is removed, redated or edited at most once per revision")
+    if add < 0 or (toc_limit is not None and toc_limit < 0):
+        raise ValueError("add and toc_limit cannot be negative")
+    chapters = list(f.chapters)
+    for p in changing:
+        old = chapters[p - 1]
+        later = old.published_at + timedelta(days=1) if p in redate else old.published_at
+        chapters[p - 1] = replace(old, published_at=later, paragraphs=_new_text(old, revision))
+    kept = [c for n, c in enumerate(chapters, 1) if n not in removing]
+    for start, end in move:
+        _positions("move", {start, end}, len(kept))
+        kept.insert(end - 1, kept.pop(start - 1))
+    kept.extend(_added(f, kept, add))
+    served = tuple(replace(c, position=n) for n, c in enumerate(kept, 1))
+    words = sum(c.words for c in served)
+    return replace(
+        f,
+        chapters=served,
+        removed=(*f.removed, *(c for n, c in enumerate(f.chapters, 1) if n in removing)),
+        word_count=None if f.word_count is None else words,
+        story_length=_popover(f, words),
+        toc_limit=None if full_toc else (f.toc_limit if toc_limit is None else toc_limit),
+        revision=revision,
+    )
+
+
+def _added(f: FixtureFiction, kept: list[FixtureChapter], count: int) -> list[FixtureChapter]:
+    """`count` new chapters after `kept`: new ids, dated a day apart after the latest."""
+    base = added_chapter_id(f.fiction_id, 0)
+    ids = (c.chapter_id - base for c in (*f.chapters, *f.removed))
+    before = max((n for n in ids if n > 0), default=0)  # chapters added by earlier revisions
+    latest = max((c.published_at for c in kept), default=BASE_DATE)
+    volume = f.volumes[-1] if f.volumes else None
+    paragraphs = len(kept[-1].paragraphs) if kept else 4
+    added = []
+    for k in range(1, count + 1):
+        chapter_id = added_chapter_id(f.fiction_id, before + k)
+        rng = random.Random(f"{chapter_id}/added")
+        added.append(
+            FixtureChapter(
+                chapter_id=chapter_id,
+                slug=f"new-chapter-{before + k}",
+                position=len(kept) + k,
+                title=f"{len(kept) + k}. {_sentence(rng, 3)[:-1]}",
+                volume_id=volume[0] if volume else None,
+                volume_title=volume[1] if volume else None,
+                published_at=latest + timedelta(days=k, minutes=rng.randint(0, 59)),
+                paragraphs=_paragraphs(rng, paragraphs, 4),
+                hidden_text=f"If you read this on another site, it was stolen (marker {chapter_id}).",
+                notes_before=None,
+                notes_after=f"After-note {chapter_id}: a new chapter" if k % 2 else None,
+            )
+        )
+    return added

@@ -30,6 +30,8 @@ FOOT = """</div></div></div>
 
 
 def fiction_page(f: FixtureFiction) -> str:
+    """The fiction page; its table of contents lists `f.listed` (all, or a truncated list)."""
+    listed = f.listed
     meta = "\n    ".join(
         [
             f'<meta property="og:url" content="/fiction/{f.fiction_id}/{f.slug}">',
@@ -84,12 +86,12 @@ def fiction_page(f: FixtureFiction) -> str:
 </div>
 {_stats(f)}
 <div class="portlet light">
-    <div class="portlet-title"><div class="caption"><span class="label label-default">{len(f.chapters)} Chapters</span></div></div>
+    <div class="portlet-title"><div class="caption"><span class="label label-default">{len(listed)} Chapters</span></div></div>
     <div class="portlet-body">
-        <table class="table no-border" id="chapters" data-chapters="{len(f.chapters)}">
+        <table class="table no-border" id="chapters" data-chapters="{len(listed)}">
             <thead><tr><th>Chapter Name</th><th class="text-right">Release Date</th></tr></thead>
             <tbody>
-{"".join(_row(f, c) for c in f.chapters)}
+{"".join(_row(f, c) for c in listed)}
             </tbody>
         </table>
     </div>
@@ -97,7 +99,7 @@ def fiction_page(f: FixtureFiction) -> str:
 </div></div></div>
 <script type="text/javascript">
     window.fictionId = {f.fiction_id};
-    window.chapters = {json.dumps([_script_chapter(f, c) for c in f.chapters])};
+    window.chapters = {json.dumps([_script_chapter(f, c) for c in listed])};
     window.volumes = {json.dumps([{"id": v[0], "title": v[1], "cover": None, "order": v[2]} for v in f.volumes])};
 </script>
 </div>

@@ -7,7 +7,10 @@ The tests reach each through CRAWLER_SITE_ALIASES (127.0.0.1:<port>=<site>).
 Royal Road fictions 1001-1003 and 5000-5999 behave; 1005-1007 are the field variants (see
 `content.SPECIAL`); 2001-2010 misbehave (see `MISBEHAVIOUR`).
 Tests can slow every page (`delay`) or make the next requests fail (`fail_next`), and read
-back what it received and answered (`requests`).
+back what it received and answered (`requests`). They can change a Royal Road fiction under
+the crawler (`revise`: chapters added, removed, re-dated, edited, moved, a truncated table of
+contents) and read back what is served now (`fiction`, `chapter`); `reset` undoes that.
+Fictions 1010-1012 are big (10, 2,000, 10,000 chapters: `content.BIG`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -105,6 +109,7 @@ class FixtureSite:
         self._failures: list[_Failure] = []
         self._seen_429: set[str] = set()
         self._received: list[Received] = []
+        self._revised: dict[int, content.FixtureFiction] = {}
         self.delay = 0.0
 
     @property
@@ -148,9 +153,71 @@ class FixtureSite:
         with self._lock:
             return [replace(r) for r in self._received if r.path.startswith(path_prefix)]
 
-    def reset(self) -> None:
-        """Back to normal service: no delay, no pending failures, counters and log empty."""
+    def fiction(self, fiction_id: int) -> content.FixtureFiction | None:
+        """The Royal Road fiction as served now (revisions included), or None (404)."""
         with self._lock:
+            revised = self._revised.get(fiction_id)
+        return revised if revised is not None else content.fiction(fiction_id)
+
+    def chapter(self, fiction_id: int, chapter_id: int) -> content.FixtureChapter | None:
+        """The chapter as served now, or None (404: unknown, or removed by a revision)."""
+        fiction = self.fiction(fiction_id)
+        return None if fiction is None else fiction.chapter(chapter_id)
+
+    def revise(
+        self,
+        fiction_id: int,
+        *,
+        add: int = 0,
+        remove: Sequence[int] = (),
+        redate: Sequence[int] = (),
+        edit: Sequence[int] = (),
+        move: Sequence[tuple[int, int]] = (),
+        toc_limit: int | None = None,
+        full_toc: bool = False,
+    ) -> content.FixtureFiction:
+        """Change what the site serves for this Royal Road fiction; return it as now served.
+
+        Positions are 1-based, those of the fiction as served when this is called (for
+        `move`: after this call's removals). In this order:
+        - `redate`: these chapters are listed a day later than they were, with new text
+          (an author's edit that the site shows by re-dating);
+        - `edit`: these chapters get new text; their listing (title, date) is unchanged;
+        - `remove`: these chapters leave the table of contents; their pages answer 404;
+          the others are renumbered 1..n in the same reading order;
+        - `move`: each (from, to) in turn takes the chapter at `from` and puts it at `to`;
+        - `add`: this many new chapters at the end, with ids no chapter of the fiction had
+          (content.added_chapter_id), dated a day apart after the latest one;
+        - `toc_limit`: from now on the fiction page lists only the first n chapters
+          (window.chapters and the table: a truncated page) while every chapter page still
+          answers; None keeps the limit in force, `full_toc=True` lifts it.
+        The "Pages" popover follows the words of the chapters served. Revisions accumulate
+        until `reset()`. ValueError for a position out of range or given twice.
+        """
+        if self.site != "royalroad":
+            raise NotImplementedError(f"revisions of the {self.site} look-alike")
+        with self._lock:
+            current = self._revised.get(fiction_id) or content.fiction(fiction_id)
+            if current is None:
+                raise KeyError(f"the site has no fiction {fiction_id}")
+            revised = content.revise(
+                current,
+                add=add,
+                remove=remove,
+                redate=redate,
+                edit=edit,
+                move=move,
+                toc_limit=toc_limit,
+                full_toc=full_toc,
+            )
+            self._revised[fiction_id] = revised
+        return revised
+
+    def reset(self) -> None:
+        """Back to normal service: no delay, no pending failures, counters and log empty,
+        every fiction as built (no revision)."""
+        with self._lock:
+            self._revised.clear()
             self._hits.clear()
             self._received.clear()
             self._failures.clear()
@@ -255,7 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _fiction(self, fiction_id: int, slug: str | None, path: str) -> None:
-        fiction = content.fiction(fiction_id)
+        fiction = self.site.fiction(fiction_id)
         if fiction is None:
             return self._send(404, pages.not_found_page())
         if fiction_id == 2007:
@@ -278,7 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, html)
 
     def _chapter(self, fiction_id: int, chapter_id: int, path: str) -> None:
-        fiction, chapter = content.fiction(fiction_id), content.chapter(fiction_id, chapter_id)
+        fiction = self.site.fiction(fiction_id)
+        chapter = None if fiction is None else fiction.chapter(chapter_id)
         if fiction is None or chapter is None:
             return self._send(404, pages.not_found_page())
         if fiction_id == 2002 and chapter.position == 3:
