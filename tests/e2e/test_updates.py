@@ -206,3 +206,36 @@ def test_an_update_on_sqlite_fetches_only_what_changed(
         assert job["changes"] == {"new": 1, "updated": 1, "removed": 1, "unchanged": 3}
         assert len(_chapter_requests(fixture_site, revised, since)) == 2
         _check_chapters_against_fixture(_current(first["novel_id"]), revised)
+
+
+@pytest.mark.parametrize("site_name", ["scribblehub", "ao3"])
+def test_other_sites_updated_with_nothing_new_fetch_no_chapter_page(
+    site_name: str, api: TestClient, fixture_sites: dict[str, FixtureSite], start_worker: Any
+) -> None:
+    from tests.fixture_site import ao3, scribblehub
+
+    site = fixture_sites[site_name]
+    if site_name == "scribblehub":
+        series = scribblehub.fiction(scribblehub.NORMAL)
+        assert series is not None
+        url, count = site.url(series.path()), len(series.chapters)
+        text_pages = [f"{series.chapter_path(c)}" for c in series.chapters]
+    else:
+        work = ao3.work(ao3.NORMAL)
+        assert work is not None
+        url, count = site.url(f"/works/{work.work_id}"), len(work.chapters)
+        # the text of every chapter comes in one page, /works/<id>?view_full_work=true
+        # (the log keeps paths, not queries: it is one more /works/<id> request)
+        text_pages = [f"/works/{work.work_id}"]
+    worker = start_worker()
+    first = _ingest(api, url)
+    assert first["status"] == "done", worker.log()
+    first_run = sorted(r.path for r in site.requests(""))
+    again = _ingest(api, url)
+    assert again["status"] == "done", worker.log()
+    assert again["changes"] == {"new": 0, "updated": 0, "removed": 0, "unchanged": count}
+    second_run = [r.path for r in site.requests("")[len(first_run) :]]
+    expected = list(first_run)
+    for page in [*text_pages, "/robots.txt"]:  # robots.txt: shared by all jobs (Redis)
+        expected.remove(page)
+    assert sorted(second_run) == expected, (first_run, second_run)
