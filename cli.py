@@ -4,7 +4,9 @@ process-queue  push every QUEUED job to Redis (each once, batched)
 ingest URL     submit a fiction (--wait follows it to the end)
 status [ID]    one job, or the latest jobs
 cancel ID      stop a queued or running job
-reconcile      recover lost jobs once (--loop: keep doing it)
+refresh ID     update a stored novel (--all: every one; --full: every chapter)
+reconcile      recover lost jobs once (--loop: keep doing it; it also schedules refreshes)
+schedule       one refresh scheduler pass: submit the refreshes that are due
 migrate        create/upgrade the database schema
 dashboard      rq-dashboard on the configured Redis
 """
@@ -15,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -22,15 +25,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from sqlalchemy import func, select
 
 import jobs
 import reconciler
+import scheduler
 from config import Settings, get_settings
 from db import OUTAGE_ERRORS, session_scope
 from errors import IngestError
-from models import TERMINAL, IngestionJob, JobStatus
+from models import TERMINAL, IngestionJob, JobStatus, Novel
 
 ROOT = Path(__file__).resolve().parent
+SHOWN_IDS = 20  # job ids a command lists before it says "and N more"
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console()
 
@@ -146,6 +152,93 @@ def reconcile(
         f"pushed {report.push.pushed} of {report.push.found} queued, "
         f"moved {report.retries_due} due retries"
     )
+    console.print(f"refresh scheduler: {report.schedule.summary()}", soft_wrap=True)
+
+
+@app.command()
+def schedule() -> None:
+    """One refresh scheduler pass: a low-priority job for every novel that is due."""
+    report = scheduler.schedule_due(get_settings())
+    console.print(report.summary(), soft_wrap=True)
+    shown = report.submitted[:SHOWN_IDS]
+    if shown:
+        more = len(report.submitted) - len(shown)
+        tail = f" and {more} more" if more else ""
+        console.print("jobs " + ", ".join(str(job_id) for job_id in shown) + tail, soft_wrap=True)
+
+
+@app.command()
+def refresh(
+    novel_id: Annotated[int | None, typer.Argument(help="the stored novel to update")] = None,
+    every: Annotated[bool, typer.Option("--all", help="every stored novel")] = False,
+    full: Annotated[bool, typer.Option(help="refetch every chapter, not only new ones")] = False,
+) -> None:
+    """Update a stored novel from its site (like POST /novels/{id}/refresh), or all of them."""
+    if (novel_id is None) == (not every):
+        raise typer.BadParameter("give a NOVEL_ID or --all, not both")
+    settings = get_settings()
+    if novel_id is not None:
+        with session_scope() as session:
+            submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+        console.print(f"novel {novel_id}: {_submitted(submission)}", soft_wrap=True)
+        return
+    counts = _refresh_all(settings, full=full)
+    console.print(
+        f"{sum(counts.values())} novels: {counts['created']} refresh jobs created, "
+        f"{counts['active']} already active, {counts['refused']} refused",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1 if counts["refused"] else 0)
+
+
+def _submitted(submission: jobs.Submission) -> str:
+    job = submission.job
+    verb = "created" if submission.created else "already active"
+    line = f"job {job.id} {verb} ({job.status})"
+    if not submission.enqueued:
+        line += "; Redis unreachable: it waits QUEUED until the reconciler pushes it"
+    return line
+
+
+def _refresh_all(settings: Settings, *, full: bool) -> dict[str, int]:
+    counts = {"created": 0, "active": 0, "refused": 0}
+    with Progress(
+        TextColumn("submitting refreshes"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
+        task = bar.add_task("refresh", total=_count_novels())
+        for batch in _novel_batches(settings.process_queue_batch):
+            for novel_id in batch:
+                counts[_refresh_one(novel_id, settings=settings, full=full)] += 1
+                bar.advance(task)
+    return counts
+
+
+def _refresh_one(novel_id: int, *, settings: Settings, full: bool) -> str:
+    try:
+        with session_scope() as session:
+            submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+    except IngestError as error:  # e.g. a site no longer supported: the others go on
+        console.print(f"novel {novel_id}: {error}", style="red", markup=False)
+        return "refused"
+    return "created" if submission.created else "active"
+
+
+def _novel_batches(batch: int) -> Iterator[list[int]]:
+    """Ids of every stored novel, in batches, by keyset pagination."""
+    last = 0
+    while True:
+        with session_scope() as session:
+            stmt = select(Novel.id).where(Novel.id > last).order_by(Novel.id).limit(batch)
+            ids = list(session.execute(stmt).scalars())
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _count_novels() -> int:
+    with session_scope() as session:
+        return int(session.execute(select(func.count(Novel.id))).scalar_one())
 
 
 @app.command()

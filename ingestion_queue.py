@@ -2,6 +2,12 @@
 
 An ingestion job's RQ id is deterministic (`ingestion-<row id>`), so enqueueing the same
 row twice cannot create two RQ jobs, and anything can find the RQ job of a row.
+
+There is one RQ queue per priority: `<QUEUE_NAME>-high`, `<QUEUE_NAME>` (normal) and
+`<QUEUE_NAME>-low`. Workers listen on all three in that order, so RQ's own (atomic)
+dequeue serves high first. A row's RQ job stays on its queue for good: RQ puts retries
+back on the job's origin queue, and the functions that look up or cancel an RQ job find it
+by id, whatever its queue.
 """
 
 from __future__ import annotations
@@ -66,41 +72,79 @@ def redis_connection(settings: Settings | None = None) -> Redis:
     return _redis((settings or get_settings()).redis_url)
 
 
-def get_queue(settings: Settings | None = None) -> Queue:
+SERVING_ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)  # what workers take first
+
+
+def queue_name(priority: Priority, settings: Settings | None = None) -> str:
+    """The RQ queue of a priority: QUEUE_NAME for normal, QUEUE_NAME-high / -low."""
+    base = (settings or get_settings()).queue_name
+    return base if priority is Priority.NORMAL else f"{base}-{priority.value}"
+
+
+def queue_for(priority: Priority, settings: Settings | None = None) -> Queue:
     settings = settings or get_settings()
     return Queue(
-        settings.queue_name,
+        queue_name(priority, settings),
         connection=redis_connection(settings),
         default_timeout=settings.job_timeout + HARD_TIMEOUT_MARGIN,
     )
 
 
+def queues(settings: Settings | None = None) -> list[Queue]:
+    """Every ingestion queue, in the order workers serve them: high, normal, low."""
+    return [queue_for(priority, settings) for priority in SERVING_ORDER]
+
+
+def get_queue(settings: Settings | None = None) -> Queue:
+    """The normal-priority queue (QUEUE_NAME)."""
+    return queue_for(Priority.NORMAL, settings)
+
+
 def enqueue(
     job_id: int, *, priority: Priority = Priority.NORMAL, settings: Settings | None = None
 ) -> bool:
-    """Push a row onto the queue unless it already has a live RQ job. True if pushed."""
-    return bool(enqueue_many([job_id], settings=settings))
+    """Push a row onto its priority's queue unless it already has a live RQ job. True if
+    pushed."""
+    return bool(enqueue_many([(job_id, priority)], settings=settings))
 
 
-def enqueue_many(job_ids: Sequence[int], *, settings: Settings | None = None) -> list[int]:
-    """Push every row that has no live RQ job; return the ids pushed.
+def enqueue_many(
+    rows: Sequence[tuple[int, Priority]], *, settings: Settings | None = None
+) -> list[int]:
+    """Push every row (id, priority) that has no live RQ job onto its priority's queue;
+    return the ids pushed.
 
     A short Redis lock per row makes concurrent callers (API, CLI, reconciler) agree on
-    who pushes it; the lock is released once the RQ job exists.
+    who pushes it; the lock is released once the RQ job exists. The pushes of all
+    priorities go in one Redis transaction.
     """
     settings = settings or get_settings()
-    queue = get_queue(settings)
+    priorities = {job_id: Priority(priority) for job_id, priority in rows}
+    connection = redis_connection(settings)
     token = uuid.uuid4().hex
     try:
-        locked = _lock(queue.connection, job_ids, token)
+        locked = _lock(connection, list(priorities), token)
         try:
-            fresh = [i for i in locked if not _live(queue, i)]
-            queue.enqueue_many([_prepare(queue, i, settings) for i in fresh])
+            fresh = [i for i in locked if not _live(connection, i)]
+            _push(connection, [(i, priorities[i]) for i in fresh], settings)
         finally:
-            _unlock(queue.connection, locked, token)
+            _unlock(connection, locked, token)
     except RedisError as error:
         raise QueueUnavailableError(f"Redis unavailable: {error}") from error
     return fresh
+
+
+def _push(connection: Redis, rows: Sequence[tuple[int, Priority]], settings: Settings) -> None:
+    every = queues(settings)
+    with connection.pipeline() as pipe:
+        # RQ lists a queue (rq info, rq-dashboard) once a job was pushed to it; list all
+        # three from the first push, so an empty high or low queue shows as empty.
+        pipe.sadd(Queue.redis_queues_keys, *(queue.key for queue in every))
+        for priority, queue in zip(SERVING_ORDER, every, strict=True):
+            ids = [job_id for job_id, p in rows if p is priority]
+            if ids:
+                queue.enqueue_many([_prepare(i, settings) for i in ids], pipeline=pipe)
+        pipe.execute()
 
 
 def _lock_key(job_id: int) -> str:
@@ -127,15 +171,20 @@ return released
 
 
 def _unlock(connection: Redis, job_ids: Iterable[int], token: str) -> None:
-    keys = [_lock_key(job_id) for job_id in job_ids]
-    if keys:
-        connection.eval(_RELEASE, len(keys), *keys, token)
+    release_locks(connection, [_lock_key(job_id) for job_id in job_ids], token)
 
 
-def _live(queue: Queue, job_id: int) -> bool:
-    state = run_state(job_id, queue=queue)
+def release_locks(connection: Redis, keys: Sequence[str], token: str) -> int:
+    """Delete each lock key that still holds `token`; return how many were deleted."""
+    if not keys:
+        return 0
+    return int(connection.eval(_RELEASE, len(keys), *keys, token))
+
+
+def _live(connection: Redis, job_id: int) -> bool:
+    state = run_state(job_id, connection=connection)
     if state in (RunState.ENDED, RunState.ORPHANED):  # a spent or dead RQ job: replace it
-        Job(rq_job_id(job_id), connection=queue.connection).delete()
+        Job(rq_job_id(job_id), connection=connection).delete()
     return state is RunState.LIVE
 
 
@@ -148,16 +197,17 @@ class RunState(StrEnum):
     ENDED = "ended"  # finished, failed, stopped or cancelled
 
 
-def run_state(job_id: int, *, queue: Queue | None = None) -> RunState:
-    queue = queue or get_queue()
+def run_state(job_id: int, *, connection: Redis | None = None) -> RunState:
+    """The state of a row's RQ job, found by its id on whichever queue it is."""
+    connection = connection or redis_connection()
     try:
-        job = Job.fetch(rq_job_id(job_id), connection=queue.connection)
+        job = Job.fetch(rq_job_id(job_id), connection=connection)
         status = job.get_status()
     except (NoSuchJobError, InvalidJobOperation):
         return RunState.ABSENT
     if status not in LIVE:
         return RunState.ENDED
-    if status == RQStatus.STARTED and not _worker_alive(queue.connection, job.worker_name):
+    if status == RQStatus.STARTED and not _worker_alive(connection, job.worker_name):
         return RunState.ORPHANED
     return RunState.LIVE
 
@@ -172,7 +222,7 @@ def _worker_alive(connection: Redis, name: str | None) -> bool:
     return silence < 3 * get_settings().worker_heartbeat + 5
 
 
-def _prepare(queue: Queue, job_id: int, settings: Settings) -> Any:
+def _prepare(job_id: int, settings: Settings) -> Any:
     return Queue.prepare_data(
         perform,
         args=(job_id,),
@@ -191,15 +241,19 @@ def enqueue_due_retries(settings: Settings | None = None) -> int:
     RQ's scheduler runs in one worker at a time, under a lock. Its process ends on a Redis
     error, and a worker only restarts it in its maintenance pass (every 10 minutes), so
     retries scheduled across a Redis outage would wait that long. Taking the same lock
-    first means this never competes with a live scheduler. Returns how many were moved.
+    first means this never competes with a live scheduler; the locks are per queue, and
+    only the queues whose lock it got are served. Returns how many were moved.
     """
-    queue = get_queue(settings)
-    scheduler = RQScheduler([queue], connection=queue.connection)
+    every = queues(settings)
+    scheduler = RQScheduler(every, connection=every[0].connection)
     try:
-        if not scheduler.acquire_locks():
+        owned = scheduler.acquire_locks()
+        if not owned:
             return 0
         try:
-            due = len(queue.scheduled_job_registry.get_jobs_to_schedule(int(time.time())))
+            now = int(time.time())
+            served = [q for q in every if q.name in owned]
+            due = sum(len(q.scheduled_job_registry.get_jobs_to_schedule(now)) for q in served)
             scheduler.enqueue_scheduled_jobs()
         finally:
             scheduler.release_locks()
@@ -209,13 +263,14 @@ def enqueue_due_retries(settings: Settings | None = None) -> int:
 
 
 def cancel(job_id: int, *, settings: Settings | None = None) -> None:
-    """Stop the RQ side of a job: drop it from the queue, or stop its running horse."""
-    queue = get_queue(settings)
+    """Stop the RQ side of a job: drop it from its queue (whichever priority), or stop its
+    running horse."""
+    connection = redis_connection(settings)
     try:
-        job = Job.fetch(rq_job_id(job_id), connection=queue.connection)
+        job = Job.fetch(rq_job_id(job_id), connection=connection)
         with suppress(InvalidJobOperation):  # it ended or was cancelled meanwhile
             if job.get_status() == RQStatus.STARTED:
-                send_stop_job_command(queue.connection, job.id)
+                send_stop_job_command(connection, job.id)
             else:
                 job.cancel()
     except NoSuchJobError:

@@ -7,7 +7,10 @@ One pass:
    finishing is left alone;
 2. retries whose time has come are moved onto the queue when no RQ scheduler holds the
    scheduler lock (RQ's scheduler process dies with a Redis outage);
-3. every QUEUED row with no live RQ job is pushed (this is also `cli.py process-queue`).
+3. every QUEUED row with no live RQ job is pushed onto its priority's queue (this is also
+   `cli.py process-queue`);
+4. the refresh scheduler's pass (scheduler.schedule_due): novels due for a refresh get a
+   low-priority job; under a Redis lock, so one pass acts however many run.
 Run it in a loop (`cli.py reconcile --loop`, one per deployment); each pass is safe to
 run concurrently with the API, the workers and another pass.
 """
@@ -23,12 +26,14 @@ from datetime import timedelta
 from sqlalchemy import select
 
 import ingestion_queue
+import scheduler
 from config import Settings
 from db import session_scope
 from ingestion import abandon
 from ingestion_queue import RunState
-from models import RUNNING, IngestionJob, JobStatus
+from models import RUNNING, IngestionJob, JobStatus, Priority
 from models.base import utcnow
+from scheduler import ScheduleReport
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +51,26 @@ class ReconcileReport:
     failed: list[int] = field(default_factory=list)  # running rows ended as ERROR
     push: PushReport = field(default_factory=PushReport)
     retries_due: int = 0  # scheduled retries moved to the queue (no scheduler was running)
+    schedule: ScheduleReport = field(default_factory=ScheduleReport)  # the refresh scheduler
 
 
-def queued_batches(batch: int) -> Iterator[list[int]]:
-    """Ids of QUEUED rows, in batches, by keyset pagination (rows may change meanwhile)."""
+def queued_batches(batch: int) -> Iterator[list[tuple[int, Priority]]]:
+    """(id, priority) of QUEUED rows, in batches, by keyset pagination (rows may change
+    meanwhile)."""
     last = 0
     while True:
         with session_scope() as session:
             stmt = (
-                select(IngestionJob.id)
+                select(IngestionJob.id, IngestionJob.priority)
                 .where(IngestionJob.status == JobStatus.QUEUED.value, IngestionJob.id > last)
                 .order_by(IngestionJob.id)
                 .limit(batch)
             )
-            ids = list(session.execute(stmt).scalars())
-        if not ids:
+            rows = [(job_id, Priority(priority)) for job_id, priority in session.execute(stmt)]
+        if not rows:
             return
-        yield ids
-        last = ids[-1]
+        yield rows
+        last = rows[-1][0]
 
 
 def push_queued(
@@ -71,13 +78,13 @@ def push_queued(
 ) -> PushReport:
     """Enqueue every QUEUED row that has no live RQ job (each exactly once)."""
     report = PushReport()
-    for ids in queued_batches(settings.process_queue_batch):
-        pushed = ingestion_queue.enqueue_many(ids, settings=settings)
-        report.found += len(ids)
+    for rows in queued_batches(settings.process_queue_batch):
+        pushed = ingestion_queue.enqueue_many(rows, settings=settings)
+        report.found += len(rows)
         report.pushed += len(pushed)
-        report.already += len(ids) - len(pushed)
+        report.already += len(rows) - len(pushed)
         if on_batch is not None:
-            on_batch(len(ids), len(pushed))
+            on_batch(len(rows), len(pushed))
     return report
 
 
@@ -110,15 +117,29 @@ def reconcile(settings: Settings) -> ReconcileReport:
     recover_running(settings, report)
     report.retries_due = ingestion_queue.enqueue_due_retries(settings)
     report.push = push_queued(settings)
-    if report.recovered or report.failed or report.push.pushed or report.retries_due:
+    report.schedule = scheduler.schedule_due(settings)
+    if _eventful(report):
         log.info(
-            "reconcile: recovered %s, failed %s, pushed %s queued rows, %s due retries",
+            "reconcile: recovered %s, failed %s, pushed %s queued rows, %s due retries; %s",
             report.recovered,
             report.failed,
             report.push.pushed,
             report.retries_due,
+            report.schedule.summary(),
         )
     return report
+
+
+def _eventful(report: ReconcileReport) -> bool:
+    schedule = report.schedule
+    return bool(
+        report.recovered
+        or report.failed
+        or report.push.pushed
+        or report.retries_due
+        or schedule.submitted
+        or schedule.backfilled
+    )
 
 
 def run_forever(settings: Settings, *, passes: int | None = None) -> None:

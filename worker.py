@@ -1,11 +1,16 @@
-"""`python worker.py`: one forking RQ worker on the ingestion queue, with RQ's scheduler.
+"""`python worker.py`: one forking RQ worker on the three ingestion queues, with RQ's
+scheduler.
+
+The worker listens on `<QUEUE_NAME>-high`, `<QUEUE_NAME>` and `<QUEUE_NAME>-low`, in that
+order: RQ's own dequeue (one atomic pop over the three lists) takes a high-priority job
+before any normal one, and a normal one before any low one (scheduled refreshes).
 
 Importing this module preloads Scrapy and the project's modules in the worker parent, so
 each forked work-horse starts with them imported (a fork copies them for free), and builds
 the next crawl's Scrapy runner and crawler ahead. No reactor is installed here: each horse
-installs its own. `rq worker ingestion --worker-class
-worker.IngestionWorker` gets the same preloading; plain `rq worker ingestion` works too,
-paying Scrapy's import in every job.
+installs its own. `rq worker ingestion-high ingestion ingestion-low --worker-class
+worker.IngestionWorker` gets the same preloading; plain `rq worker ingestion-high
+ingestion ingestion-low` works too, paying Scrapy's import in every job.
 """
 
 from __future__ import annotations
@@ -31,11 +36,11 @@ from db import OUTAGE_ERRORS, session_scope
 from ingestion_queue import (
     REDIS_RECONNECT_MAX,
     IngestionWorker,
-    get_queue,
+    queues,
     redis_connection,
 )
 
-__all__ = ["IngestionWorker", "main", "preload"]
+__all__ = ["IngestionWorker", "build_worker", "main", "preload"]
 log = logging.getLogger("worker")
 
 _COMPONENT_SETTINGS = (
@@ -128,7 +133,7 @@ def warm_database() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one ingestion worker.")
-    parser.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument(
         "--name", help="worker name prefix; a random suffix keeps restarts from clashing"
     )
@@ -157,14 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
 
 
-def _work(args: argparse.Namespace) -> IngestionWorker:
+def build_worker(name: str | None = None) -> IngestionWorker:
+    """A worker on every priority's queue, high first (see the module's docstring)."""
     settings = get_settings()
     # RQ refuses a name whose previous owner died without deregistering (SIGKILL, OOM)
     # until its key expires; a fresh suffix per start lets a supervisor restart it at once.
-    name = f"{args.name}.{uuid.uuid4().hex[:6]}" if args.name else None
-    worker = IngestionWorker(
-        [get_queue(settings)], connection=redis_connection(settings), name=name
-    )
+    unique = f"{name}.{uuid.uuid4().hex[:6]}" if name else None
+    return IngestionWorker(queues(settings), connection=redis_connection(settings), name=unique)
+
+
+def _work(args: argparse.Namespace) -> IngestionWorker:
+    settings = get_settings()
+    worker = build_worker(args.name)
     worker.work(
         burst=args.burst,
         with_scheduler=not args.no_scheduler,

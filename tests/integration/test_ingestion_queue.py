@@ -1,4 +1,5 @@
-"""Enqueueing against real Redis: deterministic ids, each row pushed once, process-queue."""
+"""Enqueueing against real Redis: deterministic ids, each row pushed once onto its
+priority's queue, process-queue."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from rq.scheduler import RQScheduler
 import ingestion_queue
 from config import get_settings
 from db import session_scope
-from models import IngestionJob, JobStatus
+from models import IngestionJob, JobStatus, Priority
 from tests.utils.factories import make_job, make_jobs
-from tests.utils.services import QUEUE_KEY, ROOT
+from tests.utils.services import QUEUE_KEY, QUEUE_NAME, ROOT
+
+HIGH_KEY, LOW_KEY = f"{QUEUE_KEY}-high", f"{QUEUE_KEY}-low"
 
 pytestmark = pytest.mark.usefixtures("pg_db")
 
@@ -26,8 +29,20 @@ def _orphans(count: int, *, status: JobStatus = JobStatus.QUEUED) -> list[int]:
     return make_jobs(count, status=status)
 
 
-def _queued(redis_conn: Redis) -> list[str]:
-    return [j.decode() for j in redis_conn.lrange(QUEUE_KEY, 0, -1)]
+def _queued(redis_conn: Redis, key: str = QUEUE_KEY) -> list[str]:
+    return [j.decode() for j in redis_conn.lrange(key, 0, -1)]
+
+
+def _normal(ids: list[int]) -> list[tuple[int, Priority]]:
+    return [(i, Priority.NORMAL) for i in ids]
+
+
+def _set_priority(ids: list[int], priority: Priority) -> None:
+    with session_scope() as session:
+        for job_id in ids:
+            row = session.get(IngestionJob, job_id)
+            assert row is not None
+            row.priority = priority.value
 
 
 def _process_queue() -> subprocess.CompletedProcess[str]:
@@ -52,7 +67,7 @@ def test_enqueue_uses_a_deterministic_id_and_pushes_once(redis_conn: Redis) -> N
 def test_concurrent_enqueues_of_the_same_rows_push_each_once(redis_conn: Redis) -> None:
     ids = _orphans(40)
     with ThreadPoolExecutor(8) as pool:
-        pushed = list(pool.map(lambda _: ingestion_queue.enqueue_many(ids), range(8)))
+        pushed = list(pool.map(lambda _: ingestion_queue.enqueue_many(_normal(ids)), range(8)))
     assert sorted(i for batch in pushed for i in batch) == ids
     assert sorted(_queued(redis_conn)) == sorted(f"ingestion-{i}" for i in ids)
 
@@ -139,7 +154,7 @@ def test_due_retries_are_enqueued_when_no_scheduler_runs(redis_conn: Redis) -> N
 def test_due_retries_are_left_to_a_live_scheduler(redis_conn: Redis) -> None:
     [job_id] = _orphans(1)
     _schedule_retry(redis_conn, job_id)
-    live = RQScheduler([ingestion_queue.get_queue()], connection=redis_conn)
+    live = RQScheduler(ingestion_queue.queues(), connection=redis_conn)
     assert live.acquire_locks()  # as a worker's scheduler process holds it
     assert ingestion_queue.enqueue_due_retries() == 0
     assert _queued(redis_conn) == []
@@ -167,3 +182,85 @@ def test_a_killed_horse_is_retried_unless_it_outran_the_timeout(
         assert row.status == status
         assert message in (row.last_error or "")
     assert get_settings().job_timeout < 10_000
+
+
+def test_each_priority_has_its_own_queue_served_high_first() -> None:
+    names = [queue.name for queue in ingestion_queue.queues()]
+    assert names == [f"{QUEUE_NAME}-high", QUEUE_NAME, f"{QUEUE_NAME}-low"]
+    assert ingestion_queue.queue_for(Priority.LOW).name == f"{QUEUE_NAME}-low"
+    assert ingestion_queue.get_queue().name == QUEUE_NAME
+
+
+@pytest.mark.parametrize(
+    ("priority", "key"),
+    [(Priority.HIGH, HIGH_KEY), (Priority.NORMAL, QUEUE_KEY), (Priority.LOW, LOW_KEY)],
+)
+def test_enqueue_pushes_onto_the_queue_of_its_priority(
+    redis_conn: Redis, priority: Priority, key: str
+) -> None:
+    [job_id] = _orphans(1)
+    assert ingestion_queue.enqueue(job_id, priority=priority) is True
+    assert ingestion_queue.enqueue(job_id, priority=priority) is False
+    assert _queued(redis_conn, key) == [f"ingestion-{job_id}"]
+    others = {HIGH_KEY, QUEUE_KEY, LOW_KEY} - {key}
+    assert all(redis_conn.llen(other) == 0 for other in others)
+
+
+def test_a_live_rq_job_on_one_queue_is_not_pushed_again_onto_another(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    assert ingestion_queue.enqueue(job_id, priority=Priority.LOW)
+    assert ingestion_queue.enqueue(job_id, priority=Priority.HIGH) is False
+    assert (redis_conn.llen(HIGH_KEY), _queued(redis_conn, LOW_KEY)) == (0, [f"ingestion-{job_id}"])
+
+
+def test_all_three_queues_are_listed_once_anything_is_pushed(redis_conn: Redis) -> None:
+    ingestion_queue.enqueue(_orphans(1)[0], priority=Priority.LOW)
+    listed = {key.decode() for key in redis_conn.smembers("rq:queues")}
+    assert {QUEUE_KEY, HIGH_KEY, LOW_KEY} <= listed
+
+
+def test_enqueue_many_pushes_each_row_onto_its_own_priority_once(redis_conn: Redis) -> None:
+    ids = _orphans(30)
+    rows = [(job_id, list(Priority)[n % 3]) for n, job_id in enumerate(ids)]
+    with ThreadPoolExecutor(6) as pool:
+        pushed = list(pool.map(lambda _: ingestion_queue.enqueue_many(rows), range(6)))
+    assert sorted(i for batch in pushed for i in batch) == ids
+    for priority, key in (
+        (Priority.HIGH, HIGH_KEY),
+        (Priority.NORMAL, QUEUE_KEY),
+        (Priority.LOW, LOW_KEY),
+    ):
+        expected = [f"ingestion-{i}" for i, p in rows if p is priority]
+        assert sorted(_queued(redis_conn, key)) == sorted(expected)
+    assert not redis_conn.keys(f"{ingestion_queue.KEY_PREFIX}:enqueue-lock:*")  # all released
+
+
+def test_process_queue_pushes_each_row_onto_its_priority_queue(redis_conn: Redis) -> None:
+    high, normal, low = _orphans(3), _orphans(4), _orphans(5)
+    _set_priority(high, Priority.HIGH)
+    _set_priority(low, Priority.LOW)
+    out = _process_queue()
+    assert "12 queued jobs: 12 pushed, 0 already on the queue" in out.stdout
+    assert sorted(_queued(redis_conn, HIGH_KEY)) == sorted(f"ingestion-{i}" for i in high)
+    assert sorted(_queued(redis_conn, QUEUE_KEY)) == sorted(f"ingestion-{i}" for i in normal)
+    assert sorted(_queued(redis_conn, LOW_KEY)) == sorted(f"ingestion-{i}" for i in low)
+
+
+def test_a_row_is_cancelled_on_whichever_queue_it_waits(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    ingestion_queue.enqueue(job_id, priority=Priority.LOW)
+    ingestion_queue.cancel(job_id)
+    assert _queued(redis_conn, LOW_KEY) == []
+    assert ingestion_queue.run_state(job_id) is ingestion_queue.RunState.ENDED
+
+
+def test_due_retries_of_every_priority_are_enqueued(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    ingestion_queue.enqueue(job_id, priority=Priority.LOW)
+    redis_conn.delete(LOW_KEY)
+    queue = ingestion_queue.queue_for(Priority.LOW)
+    job = queue.fetch_job(ingestion_queue.rq_job_id(job_id))
+    assert job is not None
+    queue.schedule_job(job, datetime.now(UTC) - timedelta(seconds=5))
+    assert ingestion_queue.enqueue_due_retries() == 1
+    assert _queued(redis_conn, LOW_KEY) == [f"ingestion-{job_id}"]  # back on its own queue

@@ -10,9 +10,10 @@ from sqlalchemy import update
 
 import ingestion_queue
 import reconciler
+import scheduler
 from config import get_settings
 from db import session_scope
-from models import IngestionJob, JobStatus
+from models import IngestionJob, JobStatus, Novel, Priority
 from models.base import utcnow
 from tests.utils.factories import make_job
 from tests.utils.services import QUEUE_KEY
@@ -101,3 +102,48 @@ def test_a_run_that_claimed_the_job_meanwhile_is_not_abandoned(
     report = reconciler.reconcile(get_settings())
     assert report.recovered == [] and report.failed == []
     assert _status(job_id) == "crawling"
+
+
+def test_a_lost_low_priority_row_goes_back_onto_the_low_queue(redis_conn: Redis) -> None:
+    job_id = _row(JobStatus.CRAWLING)
+    with session_scope() as session:
+        session.execute(
+            update(IngestionJob).where(IngestionJob.id == job_id).values(priority="low")
+        )
+    report = reconciler.reconcile(get_settings())
+    assert report.recovered == [job_id]
+    assert redis_conn.lrange(f"{QUEUE_KEY}-low", 0, -1) == [f"ingestion-{job_id}".encode()]
+    assert redis_conn.llen(QUEUE_KEY) == 0
+
+
+def test_queued_batches_carry_each_rows_priority() -> None:
+    normal = _row(JobStatus.QUEUED)
+    high = _row(JobStatus.QUEUED)
+    with session_scope() as session:
+        session.execute(update(IngestionJob).where(IngestionJob.id == high).values(priority="high"))
+    assert list(reconciler.queued_batches(10)) == [
+        [(normal, Priority.NORMAL), (high, Priority.HIGH)]
+    ]
+
+
+def test_a_reconcile_pass_schedules_due_refreshes(redis_conn: Redis) -> None:
+    with session_scope() as session:
+        novel = Novel(
+            site="royalroad",
+            site_novel_id="4711",
+            url="https://www.royalroad.com/fiction/4711",
+            title="Due",
+            next_refresh_at=utcnow() - timedelta(minutes=5),
+        )
+        session.add(novel)
+    report = reconciler.reconcile(get_settings())
+    assert len(report.schedule.submitted) == 1
+    assert "scheduled 1 refreshes" in report.schedule.summary()
+    [job_id] = report.schedule.submitted
+    assert redis_conn.lrange(f"{QUEUE_KEY}-low", 0, -1) == [f"ingestion-{job_id}".encode()]
+    assert reconciler.reconcile(get_settings()).schedule.submitted == []  # once per due time
+
+
+def test_a_reconcile_pass_leaves_scheduling_to_the_lock_holder(redis_conn: Redis) -> None:
+    redis_conn.set(scheduler.lock_key(get_settings()), "another-reconciler", ex=60)
+    assert reconciler.reconcile(get_settings()).schedule.skipped == "locked"
