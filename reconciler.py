@@ -10,7 +10,8 @@ One pass:
 3. every QUEUED row with no live RQ job is pushed onto its priority's queue (this is also
    `cli.py process-queue`);
 4. the refresh scheduler's pass (scheduler.schedule_due): novels due for a refresh get a
-   low-priority job; under a Redis lock, so one pass acts however many run.
+   low-priority job; under a Redis lock, so one pass acts however many run;
+5. the spooled pages of jobs that ended more than SPOOL_RETENTION ago are deleted.
 Run it in a loop (`cli.py reconcile --loop`, one per deployment); each pass is safe to
 run concurrently with the API, the workers and another pass.
 """
@@ -27,6 +28,7 @@ from sqlalchemy import select
 
 import ingestion_queue
 import scheduler
+import spool
 from config import Settings
 from db import session_scope
 from ingestion import abandon
@@ -52,6 +54,7 @@ class ReconcileReport:
     push: PushReport = field(default_factory=PushReport)
     retries_due: int = 0  # scheduled retries moved to the queue (no scheduler was running)
     schedule: ScheduleReport = field(default_factory=ScheduleReport)  # the refresh scheduler
+    spool_expired: int = 0  # spooled pages of ended jobs deleted
 
 
 def queued_batches(batch: int) -> Iterator[list[tuple[int, Priority]]]:
@@ -118,13 +121,17 @@ def reconcile(settings: Settings) -> ReconcileReport:
     report.retries_due = ingestion_queue.enqueue_due_retries(settings)
     report.push = push_queued(settings)
     report.schedule = scheduler.schedule_due(settings)
+    with session_scope() as session:
+        report.spool_expired = spool.expire(session, retention=settings.spool_retention)
     if _eventful(report):
         log.info(
-            "reconcile: recovered %s, failed %s, pushed %s queued rows, %s due retries; %s",
+            "reconcile: recovered %s, failed %s, pushed %s queued rows, %s due retries,"
+            " %s spooled pages expired; %s",
             report.recovered,
             report.failed,
             report.push.pushed,
             report.retries_due,
+            report.spool_expired,
             report.schedule.summary(),
         )
     return report
@@ -137,6 +144,7 @@ def _eventful(report: ReconcileReport) -> bool:
         or report.failed
         or report.push.pushed
         or report.retries_due
+        or report.spool_expired
         or schedule.submitted
         or schedule.backfilled
     )

@@ -166,7 +166,9 @@ def expire(session: Session, *, retention: int, now: datetime | None = None) -> 
     """Delete the pages of jobs that ended more than `retention` seconds ago (a failed
     job's pages are kept that long for a retry by hand); returns the rows deleted."""
     cutoff = (now or utcnow()) - timedelta(seconds=retention)
+    spooled = select(SpooledPage.job_id).distinct()  # few jobs: the spool is small
     ended = select(IngestionJob.id).where(
+        IngestionJob.id.in_(spooled),
         IngestionJob.status.in_([JobStatus.DONE.value, JobStatus.ERROR.value]),
         IngestionJob.finished_at < cutoff,
     )

@@ -14,7 +14,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+import reconciler
 import spool
+from config import get_settings
 from db import session_scope
 from models import IngestionJob, SpooledPage
 from tests.fixture_site import content
@@ -112,4 +114,18 @@ def test_a_failed_jobs_pages_expire_after_the_retention(
         assert finished is not None and finished.finished_at is not None
         later = finished.finished_at + timedelta(seconds=3601)
         assert spool.expire(session, retention=3600, now=later) == 3
+    assert _spooled() == 0
+
+
+def test_the_reconciler_expires_the_pages_of_ended_jobs(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker(env={"JOB_MAX_ATTEMPTS": "1"})
+    job_id = submit(api, fixture_site.url("/fiction/2002"))
+    assert wait_job(api, job_id, timeout=60)["status"] == "error", worker.log()
+    settings = get_settings()
+    assert reconciler.reconcile(settings).spool_expired == 0  # kept SPOOL_RETENTION
+    assert _spooled(job_id) == 3
+    report = reconciler.reconcile(settings.model_copy(update={"spool_retention": 0}))
+    assert report.spool_expired == 3
     assert _spooled() == 0
