@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="an update that would mark more than this fraction of a novel's chapters"
         " removed ends in error instead (a truncated table of contents)",
     )
+    records_in_memory: int = Field(
+        default=8 * 1024 * 1024,
+        ge=0,
+        description="characters of chapter text a job keeps in memory between parsing and"
+        " saving; the rest waits in the spool",
+    )
     spool_retention: int = Field(
         default=86400, ge=0, description="seconds a failed job's fetched pages are kept"
     )

@@ -11,6 +11,7 @@ import logging
 import resource
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -108,12 +109,16 @@ class Run:
         spool = Spool(self.job_id)
         try:
             fetched = self._crawl(adapter, ref, plan, spool)
-        finally:
+            spool.flush()
+        except BaseException:
             spool.close()
+            raise
         marks.append(time.monotonic())
         assert fetched.novel is not None
         self.move(JobStatus.PARSING, message=_fetched_message(fetched))
-        parsed = parse_spool(adapter, fetched, spool, fatal=self.fatal)
+        parsed = parse_spool(
+            adapter, fetched, spool, budget=self.settings.records_in_memory, fatal=self.fatal
+        )
         marks.append(time.monotonic())
         self.move(JobStatus.SAVING, message=f"{len(parsed.chapter_ids)} chapters parsed")
         try:
@@ -171,7 +176,7 @@ class Run:
             check_unique(c.site_chapter_id for c in novel.chapters)
             novel_id = save_novel(session, novel, notes=notes)
             writer = ChapterWriter(session, novel_id, plan.stored, notes=notes)
-            for records in spool.records(session, parsed.row_ids):
+            for records in chain([parsed.held], spool.records(session, parsed.row_ids)):
                 writer.texts([r for r in records if r.site_chapter_id in listed])
             writer.listings(
                 [c for c in novel.chapters if c.site_chapter_id not in parsed.chapter_ids]
@@ -244,8 +249,9 @@ def _final_message(reason: str, attempts: int, *, final: bool) -> str:
 
 @dataclass(frozen=True)
 class ParsedPages:
-    row_ids: list[int]  # the spool rows whose records this run parsed
-    chapter_ids: frozenset[str]  # the chapters they hold
+    held: list[ChapterRecord]  # records kept in memory (up to RECORDS_IN_MEMORY of text)
+    row_ids: list[int]  # the spool rows holding the rest of this run's records
+    chapter_ids: frozenset[str]  # every chapter parsed
 
 
 def parse_spool(
@@ -253,25 +259,34 @@ def parse_spool(
     fetched: CrawlResult,
     spool: Spool,
     *,
+    budget: int,
     fatal: tuple[type[BaseException], ...] = (),
 ) -> ParsedPages:
-    """Parse this run's pages from the spool, a batch at a time, and keep the records
-    there for saving. Every chapter the run asked for must be among them."""
+    """Parse this run's pages from the spool, a batch at a time; keep the records in
+    memory up to `budget` characters of text (RECORDS_IN_MEMORY: a fiction of a few
+    hundred chapters never reads the spool twice), and the rest in the spool for saving,
+    so memory stays bounded however long the fiction. Every chapter the run asked for must
+    be among them."""
     wanted = {fetch_key(f): f for f in fetched.fetches}
+    held: list[ChapterRecord] = []
     row_ids: list[int] = []
     found: set[str] = set()
     for batch in spool.pages(wanted):
-        parsed = [
-            (row_id, _parse_page(adapter, page, fetch, fatal)) for row_id, fetch, page in batch
-        ]
-        spool.keep_records(parsed)
-        row_ids.extend(row_id for row_id, _ in parsed)
-        found.update(r.site_chapter_id for _, records in parsed for r in records)
+        parsed = [(row, _parse_page(adapter, page, fetch, fatal)) for row, fetch, page in batch]
+        records = [r for _, page_records in parsed for r in page_records]
+        found.update(r.site_chapter_id for r in records)
+        size = sum(len(r.content_html or "") + len(r.author_notes_html or "") for r in records)
+        if not row_ids and size <= budget:
+            held.extend(records)
+            budget -= size
+        else:  # past the budget: this batch and every later one go back to the spool
+            spool.keep_records(parsed)
+            row_ids.extend(row for row, _ in parsed)
     for fetch in fetched.fetches:
         for ref in fetch.refs:
             if ref.site_chapter_id not in found:
                 raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
-    return ParsedPages(row_ids=row_ids, chapter_ids=frozenset(found))
+    return ParsedPages(held=held, row_ids=row_ids, chapter_ids=frozenset(found))
 
 
 def _fetched_message(fetched: CrawlResult) -> str:

@@ -1,7 +1,8 @@
 """A job's fetched pages, kept in the database until the job is DONE.
 
-The crawl writes each chapter page here as it arrives (compressed, committed at once), so
-a run that dies, times out or meets a site error leaves them behind: the retry fetches
+The crawl writes each chapter page here as it arrives (compressed, committed within
+moments by a writer thread), so a run that dies, times out or meets a site error leaves
+them behind: the retry fetches
 only pages the spool lacks, whichever worker host it runs on. Parsing reads the pages
 back in batches and stores the chapter records beside them, and saving reads those in
 batches: no phase holds a whole fiction in memory. The DONE transition deletes a job's
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
@@ -75,13 +78,62 @@ _KEEP = (
 )
 
 
+class _Writer(threading.Thread):
+    """Writes pages on a thread of its own, so the crawl's reactor never waits for the
+    database: what has arrived since the last write goes in one statement and commit.
+    A killed work-horse loses only the pages still queued here, as it loses those in
+    flight on the network. The first error stops it; `check` raises it."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(name=f"spool-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.pending: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with get_engine().connect() as connection:
+                if connection.dialect.name == "postgresql":
+                    # A page is worth keeping, not worth an fsync: a crashed horse loses
+                    # none (the server has it), a crashed server a few pages to refetch.
+                    connection.execute(text("SET synchronous_commit TO off"))
+                    connection.commit()
+                while self._write(connection):
+                    pass
+        except BaseException as error:  # kept for the crawl to raise
+            self.error = error
+
+    def _write(self, connection: Connection) -> bool:
+        """Write what is queued (at least one page); False once closed."""
+        batch: list[tuple[str, str]] = []
+        item = self.pending.get()
+        while item is not None:
+            batch.append(item)
+            if self.pending.empty() or len(batch) >= BATCH:
+                break
+            item = self.pending.get()
+        if batch:
+            now = utcnow()
+            rows = [
+                {"job_id": self.job_id, "fetch_key": key, "page": pack(page), "fetched_at": now}
+                for key, page in batch
+            ]
+            connection.execute(_PUT, rows)
+            connection.commit()
+        return item is not None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class Spool:
-    """The pages of one job. Writes go through a connection of their own, committed page
-    by page, so a killed work-horse loses at most the pages still in flight."""
+    """The pages of one job, written as they arrive (on a writer thread), read back in
+    batches."""
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
-        self._connection: Connection | None = None
+        self._writer: _Writer | None = None
         self._kept: set[str] | None = None  # keys of the pages here, read once
 
     def keys(self) -> set[str]:
@@ -96,28 +148,32 @@ class Spool:
         return fetch_key(fetch) in self.keys()
 
     def put(self, fetch: Fetch, page: str) -> None:
-        key, connection = fetch_key(fetch), self._open()
-        if key in self.keys():
+        """Queue a page for writing; raises the writer's error if it has failed."""
+        key, kept = fetch_key(fetch), self.keys()
+        if key in kept:
             return  # the same request twice in one crawl: the first page stands
-        row = {"job_id": self.job_id, "fetch_key": key, "page": pack(page), "fetched_at": utcnow()}
-        connection.execute(_PUT, row)  # one statement built once: a page costs its round trip
-        connection.commit()
-        self.keys().add(key)
+        if self._writer is None:
+            self._writer = _Writer(self.job_id)
+            self._writer.start()
+        self._writer.check()
+        self._writer.pending.put((key, page))
+        kept.add(key)
+
+    def flush(self) -> None:
+        """Wait until every page queued is written; raise the writer's error if any."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        writer.pending.put(None)
+        writer.join()
+        writer.check()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _open(self) -> Connection:
-        if self._connection is None:
-            connection = get_engine().connect()
-            if connection.dialect.name == "postgresql":
-                # A page is worth keeping, not worth an fsync: a crashed horse loses none
-                # (the server has it), a crashed server at worst a few pages to refetch.
-                connection.execute(text("SET synchronous_commit TO off"))
-            self._connection = connection
-        return self._connection
+        """Stop the writer without waiting for its error (the run has failed already)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.pending.put(None)
+            writer.join(timeout=60)
 
     def pages(self, wanted: Mapping[str, Fetch]) -> Iterator[list[tuple[int, Fetch, str]]]:
         """This run's pages, in batches of (row id, its request, its text). Pages of

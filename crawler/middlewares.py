@@ -1,43 +1,74 @@
-"""Downloader middlewares: retries with exponential backoff that honour Retry-After."""
+"""Downloader middlewares: retries with exponential backoff that honour Retry-After, and
+redirects kept on the fiction's site."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urljoin
 
-from scrapy import Request, Spider
+from redis.exceptions import RedisError
+from scrapy import Request, Spider, signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy.utils.response import response_status_message
 
+from crawler.pacing import SitePace, paced, site_key
 from crawler.sites.fields import site_link
 from errors import PermanentFailure, safe_message
 from models.base import utcnow
 
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+log = logging.getLogger(__name__)
+# answers whose Retry-After pauses the site for every worker
+PAUSING = frozenset({429, 503})
+
 
 class BackoffRetryMiddleware(RetryMiddleware):
-    """Scrapy's retry, but waiting base * 2**n seconds (or Retry-After) before each retry."""
+    """Scrapy's retry, but waiting base * 2**n seconds (or Retry-After) before each retry.
+
+    A 429 or 503 with Retry-After pauses the site for every worker (crawler.pacing), for
+    at most RETRY_BACKOFF_MAX: the retry then waits for the pause in SharedPaceMiddleware,
+    not here. A longer Retry-After is not retried here: the job decides.
+    """
 
     def __init__(self, settings: BaseSettings) -> None:
         super().__init__(settings)
         self.base = settings.getfloat("RETRY_BACKOFF_BASE", 0.5)
         self.cap = settings.getfloat("RETRY_BACKOFF_MAX", 30.0)
+        url = settings.get("PACE_REDIS_URL")
+        self.pace = SitePace.from_url(url) if url else None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        middleware = super().from_crawler(crawler)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    async def spider_closed(self) -> None:
+        if self.pace is not None:
+            await self.pace.close()
 
     async def process_response(  # type: ignore[override]
         self, request: Request, response: Response, spider: Spider
     ) -> Request | Response:
-        if request.meta.get("dont_retry") or response.status not in self.retry_http_codes:
+        if response.status not in self.retry_http_codes:
             return response
         hinted = retry_after(response)
-        if hinted is not None and hinted > self.cap:
+        paused = await self._pause_site(request, response, spider, hinted)
+        if request.meta.get("dont_retry") or (hinted is not None and hinted > self.cap):
             return response  # a longer wait than we give: the job decides (it ends ERROR)
         retry = self._retry(request, response_status_message(response.status), spider)
         if retry is None:
             return response
-        await asyncio.sleep(self._delay(request, hinted))
+        if not paused:  # else the retry waits for the site's pause with every other request
+            await asyncio.sleep(self._delay(request, hinted))
         return retry
 
     async def process_exception(  # type: ignore[override]
@@ -54,6 +85,22 @@ class BackoffRetryMiddleware(RetryMiddleware):
         if hinted is not None:
             return min(hinted, self.cap)
         return min(self.base * 2 ** request.meta.get("retry_times", 0), self.cap)
+
+    async def _pause_site(
+        self, request: Request, response: Response, spider: Spider, hinted: float | None
+    ) -> bool:
+        """Pause the request's site for every worker as the site asked; False when the
+        shared pace does not apply or Redis is away (the retry then sleeps here)."""
+        if hinted is None or response.status not in PAUSING or self.pace is None:
+            return False
+        if not paced(spider):  # not a fiction crawl: nothing waits for a shared pause
+            return False
+        try:
+            await self.pace.pause(site_key(request.url), min(hinted, self.cap))
+        except (RedisError, OSError) as error:
+            log.warning("could not pause %s for every worker: %s", request.url, error)
+            return False
+        return True
 
 
 def retry_after(response: Response, *, now: datetime | None = None) -> float | None:

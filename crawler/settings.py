@@ -26,7 +26,8 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "USER_AGENT": settings.crawler_user_agent,
         "ROBOTSTXT_OBEY": settings.crawler_obey_robots_txt,
         "CONCURRENT_REQUESTS": settings.crawler_concurrent_requests,
-        # the spider sets the site's pace on its download slots (crawler/sites politeness)
+        # A fiction crawl keeps its site's pace over every worker (crawler.pacing, through
+        # PACE_REDIS_URL); these two are Scrapy's own, per crawl, for any other spider.
         "CONCURRENT_REQUESTS_PER_DOMAIN": settings.crawler_site_concurrency or 4,
         "DOWNLOAD_DELAY": settings.crawler_download_delay or 0.0,
         "DOWNLOAD_TIMEOUT": settings.crawler_download_timeout,
@@ -46,11 +47,14 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "crawler.middlewares.BackoffRetryMiddleware": 550,
             # after RedirectMiddleware (600) in request order: it sees each 3xx first
             "crawler.middlewares.SiteRedirectMiddleware": 650,
+            # closest to the downloader: every retry, redirect hop and robots.txt is paced
+            "crawler.pacing.SharedPaceMiddleware": 950,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.robots.SharedRobotsTxtMiddleware": 100,
         },
         "ROBOTSTXT_CACHE_TTL": settings.crawler_robots_txt_ttl,
         "ROBOTSTXT_CACHE_REDIS_URL": settings.redis_url,
+        "PACE_REDIS_URL": settings.redis_url,
         "DOWNLOAD_HANDLERS": dict.fromkeys(DISABLED_HANDLERS),
         # Extensions a one-fiction crawl has no use for; each costs start-up time per job.
         "EXTENSIONS": dict.fromkeys(UNUSED_EXTENSIONS),

@@ -13,8 +13,12 @@ router = APIRouter(prefix="/sites", tags=["sites"])
 
 @router.get("", response_model=list[SitePublic])
 def list_sites(settings: SettingsDep) -> list[SitePublic]:
-    """Each site with its id, hosts, the URL forms it takes, and its pace (the operator's
-    CRAWLER_DOWNLOAD_DELAY / CRAWLER_SITE_CONCURRENCY where set)."""
+    """Each site with its id, hosts, the URL forms it takes, and its pace: the seconds
+    between two requests to the site and the requests in flight to it at once, both
+    counted over every worker on every host (kept in Redis). The interval is
+    CRAWLER_SITE_DELAYS for the site, else CRAWLER_DOWNLOAD_DELAY, else the site's own;
+    the cap CRAWLER_SITE_CONCURRENCY, else the site's own. A 429 or 503 with Retry-After
+    pauses the site for every worker."""
     return [_public(adapter, settings) for adapter in sites.ADAPTERS.values()]
 
 

@@ -19,6 +19,7 @@ import spool
 from config import get_settings
 from db import session_scope
 from models import IngestionJob, SpooledPage
+from tests.e2e.test_pipeline import _check_chapters_against_fixture, _stored
 from tests.fixture_site import content
 from tests.fixture_site.server import FixtureSite
 from tests.utils.chaos import horse_of
@@ -128,4 +129,17 @@ def test_the_reconciler_expires_the_pages_of_ended_jobs(
     assert _spooled(job_id) == 3
     report = reconciler.reconcile(settings.model_copy(update={"spool_retention": 0}))
     assert report.spool_expired == 3
+    assert _spooled() == 0
+
+
+def test_records_past_the_memory_budget_wait_in_the_spool_and_store_the_same(
+    api: TestClient, fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    worker = start_worker(env={"RECORDS_IN_MEMORY": "0"})  # every record goes back
+    job = wait_job(api, submit(api, fixture_site.url("/fiction/1001")), timeout=90)
+    assert job["status"] == "done", worker.log()
+    fiction = content.fiction(1001)
+    assert fiction is not None
+    _, chapters = _stored(job["novel_id"])
+    _check_chapters_against_fixture(chapters, fiction)
     assert _spooled() == 0

@@ -50,13 +50,29 @@ def test_a_site_s_own_pace_unless_the_operator_sets_one() -> None:
     ao3 = sites.ADAPTERS["ao3"]
     unset = Settings(crawler_download_delay=None, crawler_site_concurrency=None)
     assert sites.politeness(ao3, unset) == ao3.politeness
-    pace = sites.politeness(
-        ao3, Settings(crawler_download_delay=5, crawler_site_concurrency=None)
-    )
+    pace = sites.politeness(ao3, Settings(crawler_download_delay=5, crawler_site_concurrency=None))
     assert (pace.download_delay, pace.concurrent_requests) == (
         5,
         ao3.politeness.concurrent_requests,
     )
+
+
+def test_a_site_s_own_delay_wins_over_the_delay_for_every_site() -> None:
+    """CRAWLER_SITE_DELAYS, else CRAWLER_DOWNLOAD_DELAY, else the site's own: each counted
+    over every worker (crawler.pacing)."""
+    settings = Settings(
+        crawler_site_delays="ao3=4, scribblehub=0",
+        crawler_download_delay=0.3,
+        crawler_site_concurrency=2,
+    )
+    paces = {name: sites.politeness(adapter, settings) for name, adapter in sites.ADAPTERS.items()}
+    assert paces["ao3"].download_delay == 4
+    assert paces["scribblehub"].download_delay == 0  # 0 is a value, not "unset"
+    assert paces["royalroad"].download_delay == 0.3
+    assert {p.concurrent_requests for p in paces.values()} == {2}
+    unset = Settings(crawler_site_delays="ao3=4", crawler_download_delay=None)
+    royalroad = sites.ADAPTERS["royalroad"]
+    assert sites.politeness(royalroad, unset).download_delay == royalroad.politeness.download_delay
 
 
 def test_an_unknown_host_is_unsupported_with_the_list() -> None:
