@@ -38,8 +38,9 @@ class StoredChapter:
     removed: bool
 
     def listing_differs(self, ref: ChapterRef | ChapterRecord) -> bool:
-        """The site lists it differently (title, volume, date, lock), position aside."""
-        return (self.title, self.volume, self.published_at, self.locked) != (
+        """The site lists it differently (title, volume, date, lock), position aside. An
+        untitled entry says nothing of the title (its page gave the one stored)."""
+        return (self.title if ref.title else "", self.volume, self.published_at, self.locked) != (
             ref.title,
             ref.volume,
             ref.published_at,
@@ -144,7 +145,7 @@ class UpdatePlan:
     def check_removals(self, novel: NovelRecord) -> None:
         current = sum(not c.removed for c in self.stored.values())
         gone = len(self.gone(novel))
-        if gone > 1 and gone > self.removal_limit * current:
+        if gone and gone > self.removal_limit * current:
             raise PermanentFailure(
                 f"the site now lists {len(novel.chapters)} chapters of the {current} stored:"
                 f" {gone} would be marked removed, more than UPDATE_REMOVAL_LIMIT"

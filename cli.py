@@ -33,7 +33,7 @@ import scheduler
 from config import Settings, get_settings
 from db import OUTAGE_ERRORS, session_scope
 from errors import IngestError
-from models import TERMINAL, IngestionJob, JobStatus, Novel
+from models import TERMINAL, IngestionJob, JobStatus, Novel, Priority
 
 ROOT = Path(__file__).resolve().parent
 SHOWN_IDS = 20  # job ids a command lists before it says "and N more"
@@ -175,7 +175,7 @@ def refresh(
 ) -> None:
     """Update a stored novel from its site (like POST /novels/{id}/refresh), or all of them."""
     if (novel_id is None) == (not every):
-        raise typer.BadParameter("give a NOVEL_ID or --all, not both")
+        raise typer.BadParameter("give either a NOVEL_ID or --all")
     settings = get_settings()
     if novel_id is not None:
         with session_scope() as session:
@@ -216,7 +216,10 @@ def _refresh_all(settings: Settings, *, full: bool) -> dict[str, int]:
 def _refresh_one(novel_id: int, *, settings: Settings, full: bool) -> str:
     try:
         with session_scope() as session:
-            submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+            # a bulk refresh waits behind what users ask for, as scheduled refreshes do
+            submission = jobs.refresh(
+                session, novel_id, settings=settings, full=full, priority=Priority.LOW
+            )
     except IngestError as error:  # e.g. a site no longer supported: the others go on
         console.print(f"novel {novel_id}: {error}", style="red", markup=False)
         return "refused"

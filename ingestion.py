@@ -36,7 +36,7 @@ from errors import (
 from models import RUNNING, IngestionJob, JobStatus
 from models.base import utcnow
 from models.ingestion_job import claim, record_progress, transition
-from novel_store import ChapterWriter, check_unique, mark_checked, save_chapters, save_novel
+from novel_store import mark_checked, save_chapters, save_novel, store_chapters
 from scheduler import next_refresh_at
 from spool import Spool, fetch_key
 
@@ -170,19 +170,13 @@ class Run:
         """The novel, its chapters, the job's DONE and the spool's removal: one transaction,
         so a run that fails leaves the stored novel as it was."""
         locked = sum(c.locked for c in novel.chapters)
-        listed = {c.site_chapter_id for c in novel.chapters}
         notes: list[str] = []  # optional values too long for the store: stored as null
         with session_scope() as session:
-            check_unique(c.site_chapter_id for c in novel.chapters)
             novel_id = save_novel(session, novel, notes=notes)
-            writer = ChapterWriter(session, novel_id, plan.stored, notes=notes)
-            for records in chain([parsed.held], spool.records(session, parsed.row_ids)):
-                writer.texts([r for r in records if r.site_chapter_id in listed])
-            writer.listings(
-                [c for c in novel.chapters if c.site_chapter_id not in parsed.chapter_ids]
+            texts = chain([parsed.held], spool.records(session, parsed.row_ids))
+            changes = store_chapters(
+                session, novel_id, novel.chapters, texts, stored=plan.stored, notes=notes
             )
-            writer.remove_unlisted(listed)
-            changes = writer.changes
             due = next_refresh_at(novel.status, settings=self.settings, now=utcnow())
             mark_checked(session, novel_id, changed=changes.any, next_refresh_at=due)
             spool.drop(session)

@@ -134,6 +134,32 @@ def enqueue_many(
     return fresh
 
 
+def requeue(job_id: int, *, priority: Priority, settings: Settings | None = None) -> bool:
+    """Move a row's waiting RQ job onto the queue of `priority` (a scheduled refresh a user
+    has now asked for). True if it waits there now; False if it is running or scheduled
+    for a retry (it keeps its place) or another caller is pushing it."""
+    settings = settings or get_settings()
+    connection = redis_connection(settings)
+    token = uuid.uuid4().hex
+    try:
+        if not _lock(connection, [job_id], token):
+            return False
+        try:
+            try:
+                job = Job.fetch(rq_job_id(job_id), connection=connection)
+                if job.get_status() != RQStatus.QUEUED:
+                    return False
+                job.delete(remove_from_queue=True)
+            except NoSuchJobError:
+                pass  # not on any queue: push it
+            _push(connection, [(job_id, priority)], settings)
+        finally:
+            _unlock(connection, [job_id], token)
+    except RedisError as error:
+        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+    return True
+
+
 def _push(connection: Redis, rows: Sequence[tuple[int, Priority]], settings: Settings) -> None:
     every = queues(settings)
     with connection.pipeline() as pipe:

@@ -7,15 +7,15 @@ import os
 import signal
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import ingestion_queue
-from config import Settings
+from config import Settings, get_settings
 from crawler import sites
 from errors import NotFoundError, QueueUnavailableError
-from models import ACTIVE, IngestionJob, JobEvent, JobStatus, Novel, Origin, Priority
+from models import ACTIVE, IngestionJob, JobEvent, JobStatus, Novel, Origin, Priority, SpooledPage
 from models.ingestion_job import transition
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,11 @@ def submit(
     every chapter, rewriting those whose text changed).
     """
     _, ref = sites.resolve(url, aliases=settings.site_aliases)
-    existing = active_job_for(session, ref.url)
+    existing = active_job_for(session, ref.site, ref.site_id)
     if existing is not None:
-        return Submission(job=existing, created=False, enqueued=True)
+        return Submission(
+            job=existing, created=False, enqueued=_raise_priority(session, existing, priority)
+        )
     job = IngestionJob(
         source_url=ref.url,
         site=ref.site,
@@ -59,10 +61,11 @@ def submit(
     try:
         session.flush()
         session.execute(insert(JobEvent).values(job_id=job.id, status=JobStatus.QUEUED.value))
+        _take_over_spool(session, job)
         session.commit()
     except IntegrityError:  # another request created it between our check and insert
         session.rollback()
-        raced = active_job_for(session, ref.url)
+        raced = active_job_for(session, ref.site, ref.site_id)
         if raced is None:
             raise
         return Submission(job=raced, created=False, enqueued=True)
@@ -125,12 +128,65 @@ def _try_enqueue(job: IngestionJob, settings: Settings) -> bool:
     return True
 
 
-def active_job_for(session: Session, source_url: str) -> IngestionJob | None:
+def active_job_for(session: Session, site: str, site_novel_id: str) -> IngestionJob | None:
+    """The novel's active job, whatever URL it was asked at."""
     stmt = select(IngestionJob).where(
-        IngestionJob.source_url == source_url,
+        IngestionJob.site == site,
+        IngestionJob.site_novel_id == site_novel_id,
         IngestionJob.status.in_([s.value for s in ACTIVE]),
     )
     return session.execute(stmt.limit(1)).scalar_one_or_none()
+
+
+RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2}
+
+
+def _raise_priority(session: Session, job: IngestionJob, priority: Priority) -> bool:
+    """A user asking for a fiction whose scheduled refresh waits on the low queue moves
+    that job up to the priority asked: it is not left behind the backlog. False when the
+    queue could not be reached (the reconciler pushes the row onto its new queue)."""
+    if RANK[priority] <= RANK[Priority(job.priority)]:
+        return True
+    moved = session.execute(
+        update(IngestionJob)
+        .where(IngestionJob.id == job.id, IngestionJob.status == JobStatus.QUEUED.value)
+        .values(priority=priority.value)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        return True  # it has started meanwhile
+    session.refresh(job)
+    try:
+        ingestion_queue.requeue(job.id, priority=priority, settings=get_settings())
+    except QueueUnavailableError as error:
+        log.warning("job %s moved to %s; requeued when Redis is back: %s", job.id, priority, error)
+        return False
+    return True
+
+
+def _take_over_spool(session: Session, job: IngestionJob) -> None:
+    """The pages the novel's latest failed job fetched (kept SPOOL_RETENTION) become this
+    job's: submitting a fiction again after an error fetches only what that run lacked."""
+    failed = (
+        select(IngestionJob.id)
+        .where(
+            IngestionJob.site == job.site,
+            IngestionJob.site_novel_id == job.site_novel_id,
+            IngestionJob.status == JobStatus.ERROR.value,
+            IngestionJob.id != job.id,
+        )
+        .order_by(IngestionJob.id.desc())
+        .limit(1)
+    )
+    latest = session.execute(failed).scalar_one_or_none()
+    if latest is not None:
+        session.execute(
+            update(SpooledPage)
+            .where(SpooledPage.job_id == latest)
+            .values(job_id=job.id)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def get_job(session: Session, job_id: int) -> IngestionJob:

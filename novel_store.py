@@ -152,8 +152,10 @@ class ChapterWriter:
 
     def listings(self, refs: Sequence[ChapterRef]) -> None:
         rows = []
-        for ref in refs:
-            known = self.stored.get(ref.site_chapter_id)
+        for listed in refs:
+            known = self.stored.get(listed.site_chapter_id)
+            # an entry the site lists untitled keeps the title its page gave
+            ref = replace(listed, title=known.title) if known and not listed.title else listed
             if known is None or known.removed:
                 self.changes.new += 1
             elif known.listing_differs(ref):
@@ -187,6 +189,34 @@ class ChapterWriter:
         return row
 
 
+def store_chapters(
+    session: Session,
+    novel_id: int,
+    listing: Sequence[ChapterRef],
+    texts: Iterable[Sequence[ChapterRecord]],
+    *,
+    stored: Mapping[str, StoredChapter],
+    notes: list[str] | None = None,
+) -> Changes:
+    """Bring a novel's chapters in line with the site's listing, in the caller's
+    transaction: the fetched chapters (`texts`, in batches) written where new or changed,
+    the other listed ones updated where their listing changed (their text kept), the
+    chapters no longer listed marked removed. Returns what changed."""
+    check_unique(c.site_chapter_id for c in listing)
+    listed = {c.site_chapter_id for c in listing}
+    writer = ChapterWriter(session, novel_id, stored, notes=notes)
+    written: set[str] = set()
+    for records in texts:
+        batch = [
+            r for r in records if r.site_chapter_id in listed and r.site_chapter_id not in written
+        ]
+        writer.texts(batch)
+        written.update(r.site_chapter_id for r in batch)
+    writer.listings([c for c in listing if c.site_chapter_id not in written])
+    writer.remove_unlisted(listed)
+    return writer.changes
+
+
 def save_chapters(
     session: Session,
     novel_id: int,
@@ -195,16 +225,16 @@ def save_chapters(
     notes: list[str] | None = None,
 ) -> Changes:
     """Store a novel's whole chapter list at once (records with text, or locked)."""
-    check_unique(c.site_chapter_id for c in chapters)
     novel = session.get(Novel, novel_id)
     stored = stored_chapters(session, novel.site, novel.site_novel_id) if novel else {}
-    writer = ChapterWriter(session, novel_id, stored, notes=notes)
-    for start in range(0, len(chapters), BATCH):
-        batch = chapters[start : start + BATCH]
-        writer.texts([c for c in batch if not c.locked])
-        writer.listings([_ref(c) for c in batch if c.locked])
-    writer.remove_unlisted({c.site_chapter_id for c in chapters})
-    return writer.changes
+    return store_chapters(
+        session,
+        novel_id,
+        [_ref(c) for c in chapters],
+        [[c for c in chapters if not c.locked]],
+        stored=stored,
+        notes=notes,
+    )
 
 
 def check_unique(chapter_ids: Iterable[str]) -> None:
@@ -251,13 +281,13 @@ TEXT = frozenset({"content_html", "author_notes_html", "word_count", "content_ha
 
 
 def _upsert_chapters(session: Session, rows: list[dict[str, Any]], *, keep: frozenset[str]) -> None:
-    if not rows:
-        return
-    stmt = _insert(session, Chapter).values(rows)
-    updated = {k: stmt.excluded[k] for k in rows[0] if k not in keep}
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
-    )
+    for start in range(0, len(rows), BATCH):  # SQLite takes 32,766 parameters at most
+        batch = rows[start : start + BATCH]
+        stmt = _insert(session, Chapter).values(batch)
+        updated = {k: stmt.excluded[k] for k in batch[0] if k not in keep}
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
+        )
 
 
 def _chapter_values(novel_id: int, chapter: ChapterRecord, now: Any) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.items import ChapterRecord
@@ -35,9 +36,13 @@ LEVEL = 1  # zlib: a page compresses about 4:1 at level 1, at a fraction of leve
 
 
 def fetch_key(fetch: Fetch) -> str:
-    """One request's identity: its method, URL and form."""
+    """One request's identity: its method, URL and form, and the chapters it is to hold
+    (AO3's whole-work page has one URL whatever chapters the work has: a page kept from
+    before a chapter was posted must not stand in for one that holds it)."""
     form = "&".join(f"{name}={value}" for name, value in fetch.form)
-    return hashlib.sha256(f"{fetch.method}\n{fetch.url}\n{form}".encode()).hexdigest()
+    chapters = ",".join(sorted(ref.site_chapter_id for ref in fetch.refs))
+    identity = f"{fetch.method}\n{fetch.url}\n{form}\n{chapters}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def pack(value: str) -> bytes:
@@ -69,7 +74,15 @@ def _record(values: dict[str, Any]) -> ChapterRecord:
     return ChapterRecord(**values)
 
 
-_PUT = insert(SpooledPage)
+QUEUED_MAX = 200  # pages waiting for the writer at most
+
+
+def _put(dialect: str) -> Any:
+    """The spool's insert; a page already there (a run taken over, still finishing) stays."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(SpooledPage).on_conflict_do_nothing(index_elements=["job_id", "fetch_key"])
+
+
 _KEEP = (
     update(SpooledPage)
     .where(SpooledPage.id == bindparam("row"))
@@ -87,23 +100,23 @@ class _Writer(threading.Thread):
     def __init__(self, job_id: int) -> None:
         super().__init__(name=f"spool-{job_id}", daemon=True)
         self.job_id = job_id
-        self.pending: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
+        # bounded: a database slower than the site holds the crawl back, not the memory
+        self.pending: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=QUEUED_MAX)
         self.error: BaseException | None = None
+        self.closed = False  # the end of the queue has been taken
 
     def run(self) -> None:
         try:
             with get_engine().connect() as connection:
-                if connection.dialect.name == "postgresql":
-                    # A page is worth keeping, not worth an fsync: a crashed horse loses
-                    # none (the server has it), a crashed server a few pages to refetch.
-                    connection.execute(text("SET synchronous_commit TO off"))
-                    connection.commit()
-                while self._write(connection):
+                put = _put(connection.dialect.name)
+                while self._write(connection, put):
                     pass
         except BaseException as error:  # kept for the crawl to raise
             self.error = error
+            while not self.closed:  # a full queue must not block the crawl
+                self.closed = self.pending.get() is None
 
-    def _write(self, connection: Connection) -> bool:
+    def _write(self, connection: Connection, put: Any) -> bool:
         """Write what is queued (at least one page); False once closed."""
         batch: list[tuple[str, str]] = []
         item = self.pending.get()
@@ -112,15 +125,21 @@ class _Writer(threading.Thread):
             if self.pending.empty() or len(batch) >= BATCH:
                 break
             item = self.pending.get()
+        self.closed = item is None
         if batch:
             now = utcnow()
             rows = [
                 {"job_id": self.job_id, "fetch_key": key, "page": pack(page), "fetched_at": now}
                 for key, page in batch
             ]
-            connection.execute(_PUT, rows)
+            if connection.dialect.name == "postgresql":
+                # A page is worth keeping, not worth an fsync: a crashed horse loses none
+                # (the server has it), a crashed server a few pages to refetch. LOCAL:
+                # the pooled connection's later transactions commit as usual.
+                connection.execute(text("SET LOCAL synchronous_commit TO off"))
+            connection.execute(put, rows)
             connection.commit()
-        return item is not None
+        return not self.closed
 
     def check(self) -> None:
         if self.error is not None:

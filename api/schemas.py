@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models import JobStatus
+from models import JobStatus, Priority
 
 T = TypeVar("T")
 
@@ -15,6 +15,11 @@ T = TypeVar("T")
 class IngestRequest(BaseModel):
     url: str = Field(
         min_length=1, max_length=2048, examples=["https://www.royalroad.com/fiction/12345"]
+    )
+    priority: Priority = Field(
+        default=Priority.NORMAL,
+        description="which queue the job waits on: workers serve high, then normal, then low"
+        " (scheduled refreshes); asking for a fiction whose job waits lower moves it up",
     )
 
 
@@ -24,6 +29,7 @@ class RefreshRequest(BaseModel):
         description="refetch every chapter and rewrite those whose text changed (edits do not"
         " show in a site's table of contents); false: only what the listing shows changed",
     )
+    priority: Priority = Field(default=Priority.NORMAL, description="as for POST /ingest")
 
 
 class Changes(BaseModel):
@@ -70,7 +76,7 @@ class JobPublic(BaseModel):
     )
     novel_id: int | None
     full: bool = Field(description="refetches every chapter, not only what changed")
-    priority: str = Field(description="high, normal or low (scheduled refreshes)")
+    priority: Priority = Field(description="high, normal or low (scheduled refreshes)")
     origin: str = Field(description="user (POST /ingest), refresh, or schedule")
     changes: Changes | None = Field(
         description="what the run did to the stored novel; null until it is DONE"

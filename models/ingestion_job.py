@@ -84,14 +84,17 @@ class IngestionJob(Base):
     __tablename__ = "ingestion_jobs"
     __table_args__ = (
         Index("ix_ingestion_jobs_status_id", "status", "id"),
-        # At most one active job per fiction URL: the door's dedupe holds under races too.
+        # At most one active job per fiction, whatever URL (host, alias, mirror) it was
+        # asked at: the door's dedupe holds under races too.
         Index(
-            "uq_ingestion_jobs_active_source_url",
-            "source_url",
+            "uq_ingestion_jobs_active_novel",
+            "site",
+            "site_novel_id",
             unique=True,
             postgresql_where=text(_ACTIVE_SQL),
             sqlite_where=text(_ACTIVE_SQL),
         ),
+        Index("ix_ingestion_jobs_site_novel_id", "site", "site_novel_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -26,7 +26,8 @@ router = APIRouter(tags=["ingest"])
 def ingest(
     body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response
 ) -> IngestAccepted:
-    return accepted(jobs.submit(session, body.url, settings=settings), response)
+    submission = jobs.submit(session, body.url, settings=settings, priority=body.priority)
+    return accepted(submission, response)
 
 
 def accepted(submission: jobs.Submission, response: Response) -> IngestAccepted:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 import jobs
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
 from api.schemas import Changes, JobDetail, JobEventPublic, JobPublic, Page, Progress
-from models import IngestionJob, JobStatus
+from models import IngestionJob, JobStatus, Priority
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -30,7 +30,7 @@ def to_public(job: IngestionJob) -> JobPublic:
         warnings=list(job.warnings or []),
         novel_id=job.novel_id,
         full=job.full,
-        priority=job.priority,
+        priority=Priority(job.priority),
         origin=job.origin,
         changes=Changes(**job.changes) if job.changes else None,
         created_at=job.created_at,

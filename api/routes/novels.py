@@ -92,6 +92,8 @@ def refresh_novel(
     body: RefreshRequest | None = None,
 ) -> IngestAccepted:
     """Update a stored novel from its site: only what changed, or (`full`) every chapter."""
-    full = body.full if body is not None else False
-    submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+    asked = body if body is not None else RefreshRequest()
+    submission = jobs.refresh(
+        session, novel_id, settings=settings, full=asked.full, priority=asked.priority
+    )
     return accepted(submission, response)

@@ -2,12 +2,14 @@
 
 Chapters an update no longer finds are marked removed instead of deleted; novels keep
 when they were last checked, last changed and are due again; jobs say whether they
-refetch everything, their priority and origin, and what they changed; fetched pages are
-spooled per job so a retry fetches only what it lacks.
+refetch everything, their priority and origin, and what they changed, and one may be
+active per novel (not per URL: a novel reached at a mirror is the same novel); fetched
+pages are spooled per job so a retry fetches only what it lacks.
 
 Revision ID: 0004
 Revises: 0003
 """
+
 from typing import Sequence, Union
 
 import sqlalchemy as sa
@@ -19,6 +21,9 @@ revision: str = "0004"
 down_revision: Union[str, Sequence[str], None] = "0003"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
+
+_ACTIVE_SQL = "status IN ('queued', 'crawling', 'parsing', 'saving')"
+ACTIVE = {"postgresql_where": sa.text(_ACTIVE_SQL), "sqlite_where": sa.text(_ACTIVE_SQL)}
 
 
 def upgrade() -> None:
@@ -40,6 +45,13 @@ def upgrade() -> None:
             sa.Column("origin", sa.String(length=16), server_default="user", nullable=False)
         )
         batch_op.add_column(sa.Column("changes", sa.JSON(), nullable=True))
+        batch_op.drop_index("uq_ingestion_jobs_active_source_url", **ACTIVE)
+        batch_op.create_index(
+            "uq_ingestion_jobs_active_novel", ["site", "site_novel_id"], unique=True, **ACTIVE
+        )
+        batch_op.create_index(
+            "ix_ingestion_jobs_site_novel_id", ["site", "site_novel_id", "id"], unique=False
+        )
     op.create_table(
         "spooled_pages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -62,6 +74,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("spooled_pages")
     with op.batch_alter_table("ingestion_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_ingestion_jobs_site_novel_id")
+        batch_op.drop_index("uq_ingestion_jobs_active_novel", **ACTIVE)
+        batch_op.create_index(
+            "uq_ingestion_jobs_active_source_url", ["source_url"], unique=True, **ACTIVE
+        )
         for name in ("changes", "origin", "priority", "full"):
             batch_op.drop_column(name)
     with op.batch_alter_table("novels", schema=None) as batch_op:

@@ -81,9 +81,11 @@ def test_a_listing_that_would_remove_more_than_the_limit_is_refused() -> None:
     stored = {str(n): _stored(n) for n in range(1, 11)}
     with pytest.raises(PermanentFailure, match="lists 4 chapters of the 10 stored: 6 would"):
         UpdatePlan(stored, removal_limit=0.5).to_fetch(_novel(*(_ref(n) for n in range(1, 5))))
-    # half of them may go; one may always go, even the only one
+    # half of them may go, one of two, but not the only one
     assert _fetched(UpdatePlan(stored), _novel(*(_ref(n) for n in range(1, 6)))) == []
-    assert _fetched(UpdatePlan({"1": _stored(1)}), _novel()) == []
+    assert _fetched(UpdatePlan({"1": _stored(1), "2": _stored(2)}), _novel(_ref(2))) == []
+    with pytest.raises(PermanentFailure, match="lists 0 chapters of the 1 stored"):
+        UpdatePlan({"1": _stored(1)}).to_fetch(_novel())
     # chapters already removed do not count as stored
     stored |= {str(n): _stored(n, removed=True) for n in range(11, 40)}
     assert _fetched(UpdatePlan(stored), _novel(*(_ref(n) for n in range(1, 6)))) == []
