@@ -150,5 +150,6 @@ class UpdatePlan:
                 f"the site now lists {len(novel.chapters)} chapters of the {current} stored:"
                 f" {gone} would be marked removed, more than UPDATE_REMOVAL_LIMIT"
                 f" ({self.removal_limit:.0%}) allows; a truncated table of contents is more"
-                " likely than a cut fiction, so nothing was changed"
+                " likely than a cut fiction, so nothing was changed (if the fiction was cut,"
+                " refresh it with allow_removals)"
             )

@@ -121,9 +121,13 @@ def status(job_id: Annotated[int | None, typer.Argument()] = None, limit: int = 
 def _print_job(job: IngestionJob) -> None:
     fields = ("id", "source_url", "status", "error_message", "last_error", "attempts")
     more = ("chapters_found", "chapters_fetched", "chapters_saved", "chapters_locked", "novel_id")
+    kind = ("full", "priority", "origin")
     times = ("created_at", "started_at", "finished_at")
-    for name in fields + more + times:
+    for name in fields + more + kind + times:
         console.print(f"{name:>16}: {getattr(job, name)}", markup=False)
+    if job.changes:
+        changed = ", ".join(f"{count} {name}" for name, count in job.changes.items())
+        console.print(f"{'changes':>16}: {changed}", markup=False)
     for line in job.warnings or []:
         console.print(f"{'warning':>16}: {line}", markup=False)
 
@@ -172,6 +176,9 @@ def refresh(
     novel_id: Annotated[int | None, typer.Argument(help="the stored novel to update")] = None,
     every: Annotated[bool, typer.Option("--all", help="every stored novel")] = False,
     full: Annotated[bool, typer.Option(help="refetch every chapter, not only new ones")] = False,
+    allow_removals: Annotated[
+        bool, typer.Option(help="mark removed however many chapters the site dropped")
+    ] = False,
 ) -> None:
     """Update a stored novel from its site (like POST /novels/{id}/refresh), or all of them."""
     if (novel_id is None) == (not every):
@@ -179,7 +186,9 @@ def refresh(
     settings = get_settings()
     if novel_id is not None:
         with session_scope() as session:
-            submission = jobs.refresh(session, novel_id, settings=settings, full=full)
+            submission = jobs.refresh(
+                session, novel_id, settings=settings, full=full, allow_removals=allow_removals
+            )
         console.print(f"novel {novel_id}: {_submitted(submission)}", soft_wrap=True)
         return
     counts = _refresh_all(settings, full=full)

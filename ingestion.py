@@ -69,7 +69,16 @@ def run_ingestion(
     if run_id is None or job is None:
         log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
         return Outcome(status=None)
-    run = Run(job_id, run_id, job.attempts, settings, started, fatal, full=job.full)
+    run = Run(
+        job_id,
+        run_id,
+        job.attempts,
+        settings,
+        started,
+        fatal,
+        full=job.full,
+        allow_removals=job.allow_removals,
+    )
     try:
         return run.execute(job.source_url)
     except RunLost:
@@ -93,6 +102,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     fatal: tuple[type[BaseException], ...] = ()  # the queue's own: never classified here
     full: bool = False  # refetch every chapter, not only what the listing shows changed
+    allow_removals: bool = False  # UPDATE_REMOVAL_LIMIT waived for this job
 
     def deadline(self) -> float:
         return self.settings.job_timeout - (time.monotonic() - self.started)
@@ -103,9 +113,8 @@ class Run:
         except IngestError as error:  # e.g. an alias the API had and this worker lacks
             raise PermanentFailure(str(error)) from error
         marks = [time.monotonic()]
-        plan = UpdatePlan(
-            self._stored(ref), full=self.full, removal_limit=self.settings.update_removal_limit
-        )
+        limit = 1.0 if self.allow_removals else self.settings.update_removal_limit
+        plan = UpdatePlan(self._stored(ref), full=self.full, removal_limit=limit)
         spool = Spool(self.job_id)
         try:
             fetched = self._crawl(adapter, ref, plan, spool)

@@ -34,6 +34,7 @@ def submit(
     *,
     settings: Settings,
     full: bool = False,
+    allow_removals: bool = False,
     priority: Priority = Priority.NORMAL,
     origin: Origin = Origin.USER,
 ) -> Submission:
@@ -53,6 +54,7 @@ def submit(
         site=ref.site,
         site_novel_id=ref.site_id,
         full=full,
+        allow_removals=allow_removals,
         priority=priority.value,
         origin=origin.value,
         novel_id=_stored_novel_id(session, ref.site, ref.site_id),
@@ -79,6 +81,7 @@ def refresh(
     *,
     settings: Settings,
     full: bool = False,
+    allow_removals: bool = False,
     priority: Priority = Priority.NORMAL,
     origin: Origin = Origin.REFRESH,
 ) -> Submission:
@@ -88,6 +91,7 @@ def refresh(
         fiction_url(session, novel_id),
         settings=settings,
         full=full,
+        allow_removals=allow_removals,
         priority=priority,
         origin=origin,
     )

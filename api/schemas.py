@@ -29,6 +29,12 @@ class RefreshRequest(BaseModel):
         description="refetch every chapter and rewrite those whose text changed (edits do not"
         " show in a site's table of contents); false: only what the listing shows changed",
     )
+    allow_removals: bool = Field(
+        default=False,
+        description="mark removed however many chapters the site no longer lists (a fiction"
+        " that really was cut); otherwise an update that would remove more than"
+        " UPDATE_REMOVAL_LIMIT of them ends in error and changes nothing",
+    )
     priority: Priority = Field(default=Priority.NORMAL, description="as for POST /ingest")
 
 
@@ -76,6 +82,7 @@ class JobPublic(BaseModel):
     )
     novel_id: int | None
     full: bool = Field(description="refetches every chapter, not only what changed")
+    allow_removals: bool = Field(description="UPDATE_REMOVAL_LIMIT waived for this job")
     priority: Priority = Field(description="high, normal or low (scheduled refreshes)")
     origin: str = Field(description="user (POST /ingest), refresh, or schedule")
     changes: Changes | None = Field(

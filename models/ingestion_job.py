@@ -116,6 +116,8 @@ class IngestionJob(Base):
     # full: fetch every chapter (edits do not show in tables of contents); else only what
     # the store lacks or the site lists as changed
     full: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # mark removed however many chapters the listing lacks (UPDATE_REMOVAL_LIMIT waived)
+    allow_removals: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     priority: Mapped[str] = mapped_column(
         String(8), default=Priority.NORMAL, server_default="normal"
     )

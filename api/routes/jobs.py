@@ -30,6 +30,7 @@ def to_public(job: IngestionJob) -> JobPublic:
         warnings=list(job.warnings or []),
         novel_id=job.novel_id,
         full=job.full,
+        allow_removals=job.allow_removals,
         priority=Priority(job.priority),
         origin=job.origin,
         changes=Changes(**job.changes) if job.changes else None,

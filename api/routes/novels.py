@@ -94,6 +94,11 @@ def refresh_novel(
     """Update a stored novel from its site: only what changed, or (`full`) every chapter."""
     asked = body if body is not None else RefreshRequest()
     submission = jobs.refresh(
-        session, novel_id, settings=settings, full=asked.full, priority=asked.priority
+        session,
+        novel_id,
+        settings=settings,
+        full=asked.full,
+        allow_removals=asked.allow_removals,
+        priority=asked.priority,
     )
     return accepted(submission, response)

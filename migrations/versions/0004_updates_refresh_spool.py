@@ -39,6 +39,9 @@ def upgrade() -> None:
             sa.Column("full", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
         batch_op.add_column(
+            sa.Column("allow_removals", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch_op.add_column(
             sa.Column("priority", sa.String(length=8), server_default="normal", nullable=False)
         )
         batch_op.add_column(
@@ -79,7 +82,7 @@ def downgrade() -> None:
         batch_op.create_index(
             "uq_ingestion_jobs_active_source_url", ["source_url"], unique=True, **ACTIVE
         )
-        for name in ("changes", "origin", "priority", "full"):
+        for name in ("changes", "origin", "priority", "allow_removals", "full"):
             batch_op.drop_column(name)
     with op.batch_alter_table("novels", schema=None) as batch_op:
         batch_op.drop_index("ix_novels_next_refresh_at")

@@ -165,6 +165,7 @@ def test_a_truncated_table_of_contents_removes_nothing(
     assert _chapter_requests(fixture_site, revised, since) == []
     assert len(_current(stored["novel_id"])) == 48  # the store kept every chapter
     full = fixture_site.revise(FICTION, full_toc=True)
+    assert job["allow_removals"] is False
     assert _ingest(api, fixture_site.url(f"/fiction/{FICTION}"))["changes"]["removed"] == 0
     _check_chapters_against_fixture(_current(stored["novel_id"]), full)
 
@@ -239,3 +240,19 @@ def test_other_sites_updated_with_nothing_new_fetch_no_chapter_page(
     for page in [*text_pages, "/robots.txt"]:  # robots.txt: shared by all jobs (Redis)
         expected.remove(page)
     assert sorted(second_run) == expected, (first_run, second_run)
+
+
+def test_a_cut_fiction_is_cut_in_the_store_when_removals_are_allowed(
+    api: TestClient, fixture_site: FixtureSite, stored: dict[str, Any]
+) -> None:
+    cut = fixture_site.revise(FICTION, remove=list(range(11, 49)))  # the author kept 10
+    novel_id = stored["novel_id"]
+    refused = wait_job(api, api.post(f"/novels/{novel_id}/refresh", json={}).json()["job_id"])
+    assert refused["status"] == "error" and "allow_removals" in refused["error_message"]
+    response = api.post(f"/novels/{novel_id}/refresh", json={"allow_removals": True})
+    assert response.status_code == 202, response.text
+    job = wait_job(api, response.json()["job_id"])
+    assert job["status"] == "done", job
+    assert job["allow_removals"] is True
+    assert job["changes"] == {"new": 0, "updated": 0, "removed": 38, "unchanged": 10}
+    _check_chapters_against_fixture(_current(novel_id), cut)
