@@ -356,6 +356,21 @@ class IngestionWorker(Worker):
             abandon(job_id, reason=reason, final=timed_out)
         except Exception:  # the reconciler settles it later
             log.exception("could not settle job %s after its work-horse died", job_id)
+        _free_sites_of(self.connection, retpid)
+
+
+def _free_sites_of(connection: Redis, pid: int) -> None:
+    """A dead horse's requests are not in flight any more: free its sites' slots now, so
+    the fleet does not wait out its leases (crawler/pacing.py)."""
+    try:
+        from crawler.pacing import release_held_by  # the worker has Scrapy loaded already
+
+        freed = release_held_by(connection, pid)
+    except Exception:  # they expire on their own
+        log.warning("could not free the request slots of work-horse %s", pid, exc_info=True)
+        return
+    if freed:
+        log.info("freed %s request slots held by work-horse %s", freed, pid)
 
 
 def _running_for(job: Job) -> float:

@@ -10,20 +10,25 @@ Retry-After pauses it for everyone). Otherwise the answer is how long to wait.
 
 Keys, per host[:port] of the request URL (lower-cased), under `novel-ingest:pace:<host>`:
 `:last` the last grant (µs, Redis time), `:leases` a sorted set of lease tokens scored by
-expiry, `:paused` the end of a pause. Each key expires once it no longer matters.
+expiry, `:paused` the end of a pause. Each key expires once it no longer matters. A lease
+token starts with its holder's host and pid, so a worker whose horse was killed frees
+that horse's leases at once (`release_held_by`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -135,7 +140,7 @@ class SitePace:
         self, host: str, *, interval: float, concurrency: int, lease_ttl: float
     ) -> Lease | Wait:
         """The host's turn now (a lease), or how long to wait before asking again."""
-        token = secrets.token_hex(8)
+        token = f"{holder(os.getpid())}{secrets.token_hex(6)}"
         keys = [_key(host, "last"), _key(host, "leases"), _key(host, "paused")]
         args: list[int | str] = [_us(interval), max(1, concurrency), _us(lease_ttl), token]
         granted, micros, why = await self._acquire(keys=keys, args=args)
@@ -159,6 +164,26 @@ class SitePace:
 
 def _key(host: str, part: str) -> str:
     return f"{KEY_PREFIX}{host}:{part}"
+
+
+HOST = socket.gethostname()
+
+
+def holder(pid: int) -> str:
+    """What every lease token of a process starts with: its host and pid."""
+    return f"{HOST}/{pid}/"
+
+
+def release_held_by(connection: SyncRedis, pid: int) -> int:
+    """Drop the leases a dead process of this host held (a SIGKILLed work-horse): its
+    sites' slots are free at once instead of when the leases expire. Returns how many."""
+    mine = holder(pid).encode()
+    released = 0
+    for key in connection.scan_iter(match=f"{KEY_PREFIX}*:leases", count=1000):
+        stale = [token for token in connection.zrange(key, 0, -1) if token.startswith(mine)]
+        if stale:
+            released += int(connection.zrem(key, *stale))
+    return released
 
 
 def paced(spider: Spider) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from crawler.pacing import (
     SharedPaceMiddleware,
     SitePace,
     Wait,
+    holder,
+    release_held_by,
     site_key,
 )
 from crawler.sites.base import Politeness
@@ -127,6 +130,24 @@ def test_a_lease_never_released_expires(redis_conn: Redis) -> None:
     held, blocked, later = _run(scenario)
     assert isinstance(held, Lease) and isinstance(later, Lease)
     assert isinstance(blocked, Wait) and blocked.why == "busy"
+
+
+def test_the_leases_of_a_dead_horse_are_freed_by_its_worker(redis_conn: Redis) -> None:
+    """The worker frees a killed horse's slots at once (the fleet does not wait out the
+    leases); leases of other processes, here or on another host, stay."""
+    other_host = f"{KEY_PREFIX}{HOST}:leases"
+
+    async def scenario(pace: SitePace) -> list[Lease | Wait]:
+        return [await _lease(pace, concurrency=2, lease_ttl=60.0) for _ in range(3)]
+
+    first, second, blocked = _run(scenario)  # both slots held by this process
+    assert isinstance(first, Lease) and isinstance(second, Lease)
+    assert isinstance(blocked, Wait) and blocked.why == "busy"
+    redis_conn.zadd(other_host, {f"elsewhere/{os.getpid()}/x": time.time() * 1e6 + 6e7})
+    assert release_held_by(redis_conn, os.getpid()) == 2
+    assert release_held_by(redis_conn, os.getpid()) == 0
+    assert redis_conn.zrange(other_host, 0, -1) == [f"elsewhere/{os.getpid()}/x".encode()]
+    assert first.token.startswith(holder(os.getpid()))
 
 
 def test_a_pause_is_extended_never_shortened(redis_conn: Redis) -> None:
