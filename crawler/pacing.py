@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,8 +34,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry as SyncRetry
 from scrapy import Request, Spider, signals
 from scrapy.http import Response
+from twisted.internet.defer import Deferred
 
 from crawler.sites.base import Politeness
 from errors import RetryableFailure, short_error
@@ -121,36 +124,50 @@ def _us(seconds: float) -> int:
 class SitePace:
     """The pace of every site, in one Redis: who may send the next request, and when."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, now: SyncRedis | None = None) -> None:
         self.client = client
         # register_script only hashes the text; Redis loads it once, on the first NOSCRIPT
         self._acquire = client.register_script(ACQUIRE)
         self._pause = client.register_script(PAUSE)
+        # The same, blocking: a turn that is free is had in one round trip, without a
+        # coroutine per request (in a crawl, the asyncio-to-Twisted bridging of one costs
+        # more than the round trip to Redis on the same network).
+        self.now = now
+        self._acquire_now = now.register_script(ACQUIRE) if now is not None else None
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = REDIS_TIMEOUT) -> SitePace:
         # No retries: a script that ran before its answer was lost must not run twice,
         # and a Redis that is away fails the request within `timeout`.
-        client = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
-        )
-        return cls(client)
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        now = SyncRedis.from_url(url, **{**options, "retry": SyncRetry(NoBackoff(), 0)})
+        return cls(Redis.from_url(url, **options), now)
 
     async def acquire(
         self, host: str, *, interval: float, concurrency: int, lease_ttl: float
     ) -> Lease | Wait:
         """The host's turn now (a lease), or how long to wait before asking again."""
-        token = f"{holder(os.getpid())}{secrets.token_hex(6)}"
-        keys = [_key(host, "last"), _key(host, "leases"), _key(host, "paused")]
-        args: list[int | str] = [_us(interval), max(1, concurrency), _us(lease_ttl), token]
-        granted, micros, why = await self._acquire(keys=keys, args=args)
-        if granted:
-            return Lease(host, token, at=int(micros) / 1_000_000)
-        why = why.decode() if isinstance(why, bytes) else str(why)
-        return Wait(BUSY_POLL if why == "busy" else int(micros) / 1_000_000, why)
+        keys, args = _acquiring(host, interval, concurrency, lease_ttl)
+        return _turn(host, args[-1], await self._acquire(keys=keys, args=args))
+
+    def acquire_now(
+        self, host: str, *, interval: float, concurrency: int, lease_ttl: float
+    ) -> Lease | Wait:
+        """`acquire`, blocking for the round trip (a client made by `from_url`)."""
+        assert self._acquire_now is not None
+        keys, args = _acquiring(host, interval, concurrency, lease_ttl)
+        return _turn(host, args[-1], self._acquire_now(keys=keys, args=args))
 
     async def release(self, lease: Lease) -> None:
         await self.client.zrem(_key(lease.host, "leases"), lease.token)
+
+    def release_now(self, lease: Lease) -> None:
+        assert self.now is not None
+        self.now.zrem(_key(lease.host, "leases"), lease.token)
 
     async def pause(self, host: str, seconds: float) -> float:
         """Pause the host for everyone for `seconds` from now (an existing longer pause
@@ -160,6 +177,25 @@ class SitePace:
 
     async def close(self) -> None:
         await self.client.aclose()  # type: ignore[attr-defined]  # types-redis 4.6 lacks it
+        if self.now is not None:
+            self.now.close()
+
+
+def _acquiring(
+    host: str, interval: float, concurrency: int, lease_ttl: float
+) -> tuple[list[str], list[int | str]]:
+    """The ACQUIRE script's keys and arguments; the last argument is the lease token."""
+    token = f"{holder(os.getpid())}{secrets.token_hex(6)}"
+    keys = [_key(host, "last"), _key(host, "leases"), _key(host, "paused")]
+    return keys, [_us(interval), max(1, concurrency), _us(lease_ttl), token]
+
+
+def _turn(host: str, token: int | str, answer: Any) -> Lease | Wait:
+    granted, micros, why = answer
+    if granted:
+        return Lease(host, str(token), at=int(micros) / 1_000_000)
+    why = why.decode() if isinstance(why, bytes) else str(why)
+    return Wait(BUSY_POLL if why == "busy" else int(micros) / 1_000_000, why)
 
 
 def _key(host: str, part: str) -> str:
@@ -187,8 +223,48 @@ def release_held_by(connection: SyncRedis, pid: int) -> int:
 
 
 def paced(spider: Spider) -> bool:
-    """Whether the shared pace applies to this spider's requests (a fiction crawl)."""
-    return isinstance(getattr(spider, "politeness", None), Politeness)
+    """Whether the shared pace applies to this spider's requests: a fiction crawl of a site
+    with an interval. An interval of 0 (CRAWLER_DOWNLOAD_DELAY=0, a site delay of 0: a
+    local mirror, a benchmark) turns pacing off: no round trip to Redis per request, the
+    crawl's own cap on requests in flight (Scrapy's slot), a Retry-After waited by the
+    crawl that got it."""
+    politeness = getattr(spider, "politeness", None)
+    return isinstance(politeness, Politeness) and politeness.download_delay > 0
+
+
+class _Slots:
+    """A semaphore that can also be taken without waiting (`take_now`), in order: never
+    ahead of a request already waiting."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        if self.take_now():
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(handed)
+        try:
+            await handed  # a slot given back is handed to the first waiting
+        except asyncio.CancelledError:
+            if handed.done() and not handed.cancelled():
+                self.give()  # handed over just as it was cancelled: pass it on
+            raise
+
+    def give(self) -> None:
+        while self.waiting:
+            handed = self.waiting.popleft()
+            if not handed.done():
+                handed.set_result(None)
+                return
+        self.free += 1
 
 
 @dataclass
@@ -197,7 +273,7 @@ class _Turns:
     lease (so a lone crawl never asks Redis while its own requests fill the cap), and one
     at a time asking Redis."""
 
-    slots: asyncio.Semaphore
+    slots: _Slots
     asking: asyncio.Lock
 
 
@@ -233,41 +309,57 @@ class SharedPaceMiddleware:
         crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
         return middleware
 
-    async def process_request(self, request: Request, spider: Spider) -> None:
+    def process_request(self, request: Request, spider: Spider) -> Deferred[None] | None:
+        """None when the request may go now (a free turn: one blocking round trip to
+        Redis), else a Deferred that fires when its turn has come (or fails)."""
         politeness = getattr(spider, "politeness", None)
-        if self.pace is None or not isinstance(politeness, Politeness):
-            return  # not a fiction crawl: Scrapy's own pace applies
+        if self.pace is None or not paced(spider) or not isinstance(politeness, Politeness):
+            return None  # not a paced crawl: Scrapy's own pace applies
         host = site_key(request.url)
         turns = self._turns_of(host, politeness.concurrent_requests)
-        await turns.slots.acquire()
+        free = not self.closing() and not turns.asking.locked()  # else: the slow path says
+        if self.pace.now is not None and free and turns.slots.take_now():
+            try:
+                turn = self._ask_now(host, politeness)
+            except BaseException:
+                turns.slots.give()
+                raise
+            if isinstance(turn, Lease):
+                self._held[request] = (turns, turn)
+                return None
+            turns.slots.give()  # not yet: wait for it as every other request does
+        # the crawl runs on the asyncio reactor (crawler.settings.REACTOR)
+        waiting = asyncio.ensure_future(self._wait_turn(request, host, turns, politeness, spider))
+        return Deferred.fromFuture(waiting)
+
+    async def _wait_turn(
+        self, request: Request, host: str, turns: _Turns, politeness: Politeness, spider: Spider
+    ) -> None:
+        await turns.slots.take()
         try:
             lease = await self._lease(request, host, turns, politeness, spider)
         except BaseException:
-            turns.slots.release()
+            turns.slots.give()
             raise
         self._held[request] = (turns, lease)
 
-    async def process_response(
-        self, request: Request, response: Response, spider: Spider
-    ) -> Response:
-        await self._release(request)
+    def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
+        self._release(request)
         return response
 
-    async def process_exception(
-        self, request: Request, exception: Exception, spider: Spider
-    ) -> None:
-        await self._release(request)
+    def process_exception(self, request: Request, exception: Exception, spider: Spider) -> None:
+        self._release(request)
 
     async def spider_closed(self) -> None:
         for request in list(self._held):  # none normally: the engine waits for them
-            await self._release(request)
+            self._release(request)
         if self.pace is not None:
             await self.pace.close()
 
     def _turns_of(self, host: str, cap: int) -> _Turns:
         turns = self._turns.get(host)
         if turns is None:
-            turns = self._turns[host] = _Turns(asyncio.Semaphore(max(1, cap)), asyncio.Lock())
+            turns = self._turns[host] = _Turns(_Slots(max(1, cap)), asyncio.Lock())
         return turns
 
     async def _lease(
@@ -290,6 +382,18 @@ class SharedPaceMiddleware:
                     )
                 await asyncio.sleep(turn.seconds)
 
+    def _ask_now(self, host: str, politeness: Politeness) -> Lease | Wait:
+        assert self.pace is not None
+        try:
+            return self.pace.acquire_now(
+                host,
+                interval=politeness.download_delay,
+                concurrency=politeness.concurrent_requests,
+                lease_ttl=self.lease_ttl,
+            )
+        except (RedisError, OSError) as error:
+            raise RetryableFailure(f"Redis unavailable for pacing: {short_error(error)}") from None
+
     async def _ask(self, host: str, politeness: Politeness) -> Lease | Wait:
         assert self.pace is not None
         try:
@@ -302,18 +406,21 @@ class SharedPaceMiddleware:
         except (RedisError, OSError) as error:
             raise RetryableFailure(f"Redis unavailable for pacing: {short_error(error)}") from None
 
-    async def _release(self, request: Request) -> None:
+    def _release(self, request: Request) -> None:
         held = self._held.pop(request, None)
         if held is None:  # not paced, or it never got a lease
             return
         turns, lease = held
         assert self.pace is not None
         try:
-            await self.pace.release(lease)
+            if self.pace.now is not None:
+                self.pace.release_now(lease)
+            else:  # a pace without a blocking client (tests): the lease expires
+                log.debug("lease on %s left to expire", lease.host)
         except (RedisError, OSError) as error:
             log.debug("lease on %s not released (it expires): %s", lease.host, error)
         finally:
-            turns.slots.release()
+            turns.slots.give()
 
 
 def _engine_closing(crawler: Any) -> bool:

@@ -114,7 +114,7 @@ def test_a_job_that_would_wait_past_its_time_limit_is_retried_later(
     seconds, micros = redis_conn.time()  # the site paused for 60 s, by Redis's clock
     ends = (seconds + 60) * 1_000_000 + micros
     redis_conn.set(f"{KEY_PREFIX}{fixture_site.host}:paused", ends, px=60_000)
-    worker = start_worker(env={"JOB_TIMEOUT": "10"})
+    worker = start_worker(env={**PACED, "JOB_TIMEOUT": "10"})
     job_id = submit(api, fixture_site.url(f"/fiction/{FICTIONS[0]}"))
 
     def retry_waiting() -> bool:

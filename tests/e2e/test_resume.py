@@ -59,9 +59,10 @@ def test_a_horse_killed_mid_crawl_is_resumed_from_the_pages_it_kept(
     asked_first_run = fixture_site.hits(chapters)
     kept = _spooled(job_id)
     # Every page was kept but those in flight at the kill: requested and not yet answered,
-    # or answered and not yet read off the socket and committed by the horse.
+    # answered and not yet read off the socket, or read and waiting for the spool's writer
+    # (it gathers pages for spool.LINGER, 20 ms: here 4 pages at most).
     lost = asked_first_run - kept
-    assert 0 <= lost <= 2 * concurrency, (kept, asked_first_run)
+    assert 0 <= lost <= 3 * concurrency, (kept, asked_first_run)
     fixture_site.delay = 0.0
     job = wait_job(api, job_id, timeout=120)
     assert job["status"] == "done", worker.log()

@@ -67,7 +67,7 @@ def _spider(*, paced: bool) -> Spider:
     spider = Spider(name="fiction")
     spider.crawler = SimpleNamespace(settings=Settings(), stats=_Stats())  # type: ignore[assignment]
     if paced:
-        spider.politeness = Politeness(download_delay=0.0, concurrent_requests=4)
+        spider.politeness = Politeness(download_delay=0.5, concurrent_requests=4)
     return spider
 
 

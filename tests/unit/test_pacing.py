@@ -16,6 +16,7 @@ from redis import Redis
 from scrapy import Request, Spider
 from scrapy.core.engine import ExecutionEngine, _Slot
 from scrapy.http import HtmlResponse
+from twisted.internet.defer import Deferred
 
 from crawler.pacing import (
     BUSY_POLL,
@@ -198,8 +199,18 @@ class _CountingPace(SitePace):
         self.asked += 1
         return await super().acquire(host, **pace_of)
 
+    def acquire_now(self, host: str, **pace_of: Any) -> Lease | Wait:
+        self.asked += 1
+        return super().acquire_now(host, **pace_of)
 
-def _spider(*, interval: float = 0.0, cap: int = 2, deadline: float | None = None) -> Spider:
+
+async def _done(asked: Deferred[None] | None) -> None:
+    """What the middleware's process_request gave: None (go now) or a Deferred to wait."""
+    if asked is not None:
+        await asked.asFuture(asyncio.get_running_loop())
+
+
+def _spider(*, interval: float = 1e-6, cap: int = 2, deadline: float | None = None) -> Spider:
     spider = Spider(name="fiction")
     spider.politeness = Politeness(download_delay=interval, concurrent_requests=cap)
     spider.deadline = deadline
@@ -219,19 +230,20 @@ def test_a_lone_crawl_never_polls_for_a_lease(redis_conn: Redis) -> None:
     in_flight: list[int] = []
 
     async def crawl() -> int:
-        pace = _CountingPace(SitePace.from_url(REDIS_URL).client)
+        made = SitePace.from_url(REDIS_URL)
+        pace = _CountingPace(made.client, made.now)
         middleware = SharedPaceMiddleware(pace, lease_ttl=5.0)
         spider, held = _spider(cap=2), 0
 
         async def fetch(n: int) -> None:
             nonlocal held
             request = _request(n)
-            await middleware.process_request(request, spider)
+            await _done(middleware.process_request(request, spider))
             held += 1
             in_flight.append(held)
             await asyncio.sleep(0.02)  # the download
             held -= 1
-            await middleware.process_response(request, _answer(request), spider)
+            middleware.process_response(request, _answer(request), spider)
 
         await asyncio.gather(*(fetch(n) for n in range(6)))
         await middleware.spider_closed()
@@ -252,10 +264,10 @@ def test_a_wait_past_the_deadline_fails_the_request_to_be_retried_later(
         spider = _spider(cap=1, deadline=time.monotonic() + 5)
         started = time.monotonic()
         with pytest.raises(RetryableFailure) as failed:
-            await middleware.process_request(_request(), spider)
+            await _done(middleware.process_request(_request(), spider))
         took = time.monotonic() - started
         # its local slot was given back: the cap of 1 is free for the next request
-        assert middleware._turns[HOST].slots._value == 1
+        assert middleware._turns[HOST].slots.free == 1
         await middleware.spider_closed()
         return failed.value, took
 
@@ -272,9 +284,9 @@ def test_a_wait_within_the_deadline_is_waited_by_redis_time(redis_conn: Redis) -
         await middleware.pace.pause(HOST, 0.3)
         started = time.monotonic()
         request = _request()
-        await middleware.process_request(request, _spider(deadline=time.monotonic() + 5))
+        await _done(middleware.process_request(request, _spider(deadline=time.monotonic() + 5)))
         took = time.monotonic() - started
-        await middleware.process_exception(request, OSError("reset"), _spider())
+        middleware.process_exception(request, OSError("reset"), _spider())
         await middleware.spider_closed()
         return took
 
@@ -287,7 +299,7 @@ def test_redis_away_fails_the_request_fast_and_retryable() -> None:
         pace = SitePace.from_url(f"redis://127.0.0.1:{free_port()}/0")
         middleware = SharedPaceMiddleware(pace, lease_ttl=5.0)
         with pytest.raises(RetryableFailure) as failed:
-            await middleware.process_request(_request(), _spider())
+            await _done(middleware.process_request(_request(), _spider()))
         await middleware.spider_closed()
         return failed.value
 
@@ -298,14 +310,23 @@ def test_redis_away_fails_the_request_fast_and_retryable() -> None:
     assert "Traceback" not in str(failure) and len(str(failure)) < 200
 
 
+def test_a_site_without_an_interval_is_not_paced() -> None:
+    """CRAWLER_DOWNLOAD_DELAY=0 (a local mirror, a benchmark): no Redis round trip."""
+    pace = SitePace.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nobody there
+    middleware = SharedPaceMiddleware(pace, lease_ttl=5.0)
+    request = _request()
+    assert middleware.process_request(request, _spider(interval=0.0)) is None
+    assert middleware.process_response(request, _answer(request), _spider()).url == request.url
+
+
 def test_a_spider_without_a_pace_is_not_paced() -> None:
     async def crawl() -> None:
         pace = SitePace.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nobody there
         middleware = SharedPaceMiddleware(pace, lease_ttl=5.0)
         request = _request()
-        assert await middleware.process_request(request, Spider(name="other")) is None
+        assert middleware.process_request(request, Spider(name="other")) is None
         # answered without a lease (another middleware's answer): nothing to release
-        await middleware.process_response(request, _answer(request), Spider(name="other"))
+        middleware.process_response(request, _answer(request), Spider(name="other"))
         await middleware.spider_closed()
 
     asyncio.run(crawl())
@@ -317,7 +338,7 @@ def test_a_request_still_waiting_when_the_crawl_ends_is_not_sent(redis_conn: Red
             SitePace.from_url(REDIS_URL), lease_ttl=5.0, closing=lambda: True
         )
         with pytest.raises(RetryableFailure, match="the crawl was ending"):
-            await middleware.process_request(_request(), _spider())
+            await _done(middleware.process_request(_request(), _spider()))
         await middleware.spider_closed()
 
     asyncio.run(crawl())
