@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         " removed ends in error instead (a truncated table of contents)",
     )
     records_in_memory: int = Field(
-        default=8 * 1024 * 1024,
+        default=1024 * 1024,
         ge=0,
         description="characters of chapter text a job keeps in memory between parsing and"
         " saving; the rest waits in the spool",
