@@ -27,7 +27,6 @@ from db import OUTAGE_ERRORS, riding_outages, session_scope
 from errors import (
     IngestError,
     IngestFailure,
-    ParseError,
     PermanentFailure,
     RetryableFailure,
     classify,
@@ -287,8 +286,11 @@ def parse_spool(
             row_ids.extend(row for row, _ in parsed)
     for fetch in fetched.fetches:
         for ref in fetch.refs:
-            if ref.site_chapter_id not in found:
-                raise ParseError(f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched")
+            if ref.site_chapter_id not in found:  # its page never reached the spool
+                raise RetryableFailure(
+                    f"chapter {ref.site_chapter_id} ({ref.url}) was not fetched; the retry"
+                    " fetches what the spool lacks"
+                )
     return ParsedPages(held=held, row_ids=row_ids, chapter_ids=frozenset(found))
 
 

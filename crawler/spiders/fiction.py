@@ -143,8 +143,13 @@ class FictionSpider(scrapy.Spider):
         wanted = self._guard(lambda: self.choose(novel), "choose the chapters to fetch")
         fetches = self._guard(lambda: self.adapter.chapter_fetches(wanted), "list chapter pages")
         self.result.fetches = fetches
-        for chapter_fetch in fetches:
-            if self.sink.has(chapter_fetch):  # an earlier run of the job fetched it
+        try:  # which pages an earlier run of the job fetched already
+            kept = [self.sink.has(chapter_fetch) for chapter_fetch in fetches]
+        except Exception as error:  # the spool's database: an outage is retried
+            log.warning("could not read the job's spool: %s", error)
+            self._stop(classify_error(error, doing="read the job's spool"))
+        for chapter_fetch, have in zip(fetches, kept, strict=True):
+            if have:
                 self.result.reused += 1
                 self._fetched_chapters += len(chapter_fetch.refs)
             else:

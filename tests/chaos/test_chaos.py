@@ -79,8 +79,8 @@ def _verdict(
     }
     env.report(f"{fault}; {figures}" if fault else str(figures))
     assert figures["lost"] == 0, env.supervisor.logs()
+    assert tally["done"] == len(job_ids), _errors(job_ids)  # says why, before the counts
     assert duplicated == dict.fromkeys(duplicated, 0), duplicated
-    assert tally["done"] == len(job_ids), _errors(job_ids)
     _assert_exact_chapters(fiction_ids)
     return figures
 
@@ -103,11 +103,22 @@ def _done_twice(job_ids: list[int]) -> int:
 
 
 def _errors(job_ids: list[int]) -> list[str]:
+    """Each failed job's error and history, to say why it failed."""
     with session_scope() as session:
-        stmt = select(IngestionJob.error_message).where(
+        stmt = select(IngestionJob.id, IngestionJob.error_message).where(
             IngestionJob.id.in_(job_ids), IngestionJob.status == "error"
         )
-        return list(session.execute(stmt).scalars())
+        failed = list(session.execute(stmt))
+        moves = {
+            job_id: [
+                f"{e.status}: {e.message}"
+                for e in session.execute(
+                    select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+                ).scalars()
+            ]
+            for job_id, _ in failed
+        }
+    return [f"job {job_id}: {message}; history {moves[job_id]}" for job_id, message in failed]
 
 
 def _assert_exact_chapters(fiction_ids: list[int]) -> None:
