@@ -179,6 +179,8 @@ def refresh(
     allow_removals: Annotated[
         bool, typer.Option(help="mark removed however many chapters the site dropped")
     ] = False,
+    wait: Annotated[bool, typer.Option(help="follow the job until it ends (one novel)")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait at most")] = 3600,
 ) -> None:
     """Update a stored novel from its site (like POST /novels/{id}/refresh), or all of them."""
     if (novel_id is None) == (not every):
@@ -190,6 +192,9 @@ def refresh(
                 session, novel_id, settings=settings, full=full, allow_removals=allow_removals
             )
         console.print(f"novel {novel_id}: {_submitted(submission)}", soft_wrap=True)
+        if wait:
+            final = _follow(submission.job.id, timeout=timeout)
+            raise typer.Exit(0 if final.status == JobStatus.DONE else 1)
         return
     counts = _refresh_all(settings, full=full)
     console.print(

@@ -125,6 +125,10 @@ def test_refresh_of_a_stored_novel_runs_as_an_update(
     assert (job.origin, job.priority, job.full) == ("refresh", "normal", False)
     assert job.novel_id == novel_id
     assert counts() == (1, 5, 0)
+    # --wait follows the update to its end and prints what it changed
+    waited = cli("refresh", str(novel_id), "--full", "--wait", "--timeout", "60")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert "changes: 0 new, 0 updated, 0 removed, 5 unchanged" in waited.stdout
 
 
 def test_refresh_submits_one_job_and_full_refetches(redis_conn: Redis) -> None:
