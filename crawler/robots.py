@@ -13,7 +13,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 from scrapy import Request, Spider
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.http import Response
@@ -28,7 +30,11 @@ KEY_PREFIX = "novel-ingest:robots.txt:"
 
 @lru_cache(maxsize=4)
 def _redis(url: str) -> Redis:
-    return Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    # No retries (redis-py's default is three, with backoff): Redis away costs a crawl one
+    # timeout of a second, then it fetches robots.txt itself.
+    return Redis.from_url(
+        url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
 
 
 class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
