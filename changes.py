@@ -89,6 +89,11 @@ def stored_chapters(session: Session, site: str, site_novel_id: str) -> dict[str
     }
 
 
+def unlisted(stored: Mapping[str, StoredChapter], listed: set[str]) -> list[str]:
+    """Ids of the current stored chapters (not removed already) that are not in `listed`."""
+    return [cid for cid, c in stored.items() if not c.removed and cid not in listed]
+
+
 @dataclass
 class Changes:
     """What a run did to the stored novel, as the job reports it."""
@@ -139,8 +144,7 @@ class UpdatePlan:
 
     def gone(self, novel: NovelRecord) -> list[str]:
         """Ids of current stored chapters the listing no longer has."""
-        listed = {c.site_chapter_id for c in novel.chapters}
-        return [cid for cid, c in self.stored.items() if not c.removed and cid not in listed]
+        return unlisted(self.stored, {c.site_chapter_id for c in novel.chapters})
 
     def check_removals(self, novel: NovelRecord) -> None:
         current = sum(not c.removed for c in self.stored.values())

@@ -31,7 +31,7 @@ import jobs
 import reconciler
 import scheduler
 from config import Settings, get_settings
-from db import OUTAGE_ERRORS, session_scope
+from db import OUTAGE_ERRORS, keyset_batches, session_scope
 from errors import IngestError
 from models import TERMINAL, IngestionJob, JobStatus, Novel, Priority
 
@@ -242,15 +242,8 @@ def _refresh_one(novel_id: int, *, settings: Settings, full: bool) -> str:
 
 def _novel_batches(batch: int) -> Iterator[list[int]]:
     """Ids of every stored novel, in batches, by keyset pagination."""
-    last = 0
-    while True:
-        with session_scope() as session:
-            stmt = select(Novel.id).where(Novel.id > last).order_by(Novel.id).limit(batch)
-            ids = list(session.execute(stmt).scalars())
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
+    for rows in keyset_batches(select(Novel.id), Novel.id, batch):
+        yield [novel_id for (novel_id,) in rows]
 
 
 def _count_novels() -> int:

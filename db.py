@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Row, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -85,6 +86,20 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def keyset_batches(query: Select[Any], key: Any, batch: int) -> Iterator[list[Row[Any]]]:
+    """The rows of `query`, `batch` at a time, by keyset pagination on `key` (an increasing
+    integer column, selected first); each batch is read in a session of its own, so rows
+    may change meanwhile."""
+    last = 0
+    while True:
+        with session_scope() as session:
+            rows = list(session.execute(query.where(key > last).order_by(key).limit(batch)))
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
 
 
 # Database outages (a restart, a failover) are ridden out by a worker's writes: each write

@@ -22,7 +22,7 @@ from sqlalchemy import Float, Integer, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from changes import Changes, StoredChapter, stored_chapters
+from changes import Changes, StoredChapter, stored_chapters, unlisted
 from crawler.items import ChapterRecord, ChapterRef, NovelRecord
 from crawler.sites.fields import INT_MAX
 from errors import StoreError, clean_text
@@ -169,7 +169,7 @@ class ChapterWriter:
         _upsert_chapters(self.session, rows, keep=KEYS | TEXT)
 
     def remove_unlisted(self, listed: set[str]) -> None:
-        gone = [cid for cid, c in self.stored.items() if not c.removed and cid not in listed]
+        gone = unlisted(self.stored, listed)
         self.changes.removed += len(gone)
         for start in range(0, len(gone), BATCH):
             self.session.execute(

@@ -30,7 +30,7 @@ import ingestion_queue
 import scheduler
 import spool
 from config import Settings
-from db import session_scope
+from db import keyset_batches, session_scope
 from ingestion import abandon
 from ingestion_queue import RunState
 from models import RUNNING, IngestionJob, JobStatus, Priority
@@ -60,20 +60,11 @@ class ReconcileReport:
 def queued_batches(batch: int) -> Iterator[list[tuple[int, Priority]]]:
     """(id, priority) of QUEUED rows, in batches, by keyset pagination (rows may change
     meanwhile)."""
-    last = 0
-    while True:
-        with session_scope() as session:
-            stmt = (
-                select(IngestionJob.id, IngestionJob.priority)
-                .where(IngestionJob.status == JobStatus.QUEUED.value, IngestionJob.id > last)
-                .order_by(IngestionJob.id)
-                .limit(batch)
-            )
-            rows = [(job_id, Priority(priority)) for job_id, priority in session.execute(stmt)]
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+    queued = select(IngestionJob.id, IngestionJob.priority).where(
+        IngestionJob.status == JobStatus.QUEUED.value
+    )
+    for rows in keyset_batches(queued, IngestionJob.id, batch):
+        yield [(job_id, Priority(priority)) for job_id, priority in rows]
 
 
 def push_queued(
