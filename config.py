@@ -23,8 +23,21 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     # --- API -----------------------------------------------------------------------------
-    api_host: str = "0.0.0.0"
+    # Unset: 0.0.0.0 when API_KEYS are set, else 127.0.0.1 (an open API stays on this host;
+    # binding it elsewhere without keys needs API_ALLOW_ANONYMOUS=true).
+    api_host: str | None = None
     api_port: int = 8000
+    api_keys: str = Field(
+        default="", description="comma list of keys; set: every write needs one (Bearer/X-API-Key)"
+    )
+    api_read_auth: bool = Field(default=False, description="reads need a key too")
+    api_allow_anonymous: bool = Field(
+        default=False, description="serve without keys on an address other than loopback"
+    )
+    api_ingest_rate: str = Field(
+        default="", description="per-key limit on POST /ingest, e.g. '60/minute'; empty: none"
+    )
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1, description="larger bodies: 413")
 
     # --- queue ---------------------------------------------------------------------------
     queue_name: str = "ingestion"
@@ -68,6 +81,12 @@ class Settings(BaseSettings):
     crawler_autothrottle: bool = False
     # a Royal Road fiction page lists every chapter: ~1 KiB each, 11 MiB for 10,000
     crawler_max_page_bytes: int = 16 * 1024 * 1024
+    crawler_max_chapters: int = Field(
+        default=20_000, ge=1, description="a fiction listing more chapters ends in error"
+    )
+    crawler_max_job_bytes: int = Field(
+        default=2 * 1024**3, ge=1, description="bytes one job may download, all pages together"
+    )
     crawler_site_aliases: str = Field(
         default="", description="comma list of host[:port]=site, crawled with that site's adapter"
     )
@@ -117,6 +136,10 @@ class Settings(BaseSettings):
     def _delays_well_formed(cls, value: str) -> str:
         parse_site_delays(value)
         return value
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(filter(None, (k.strip() for k in self.api_keys.split(","))))
 
     @property
     def site_aliases(self) -> dict[str, str]:

@@ -61,6 +61,15 @@ class ParseError(PermanentFailure):
     """Raised when a fetched page does not have the structure its adapter expects."""
 
 
+class RefusedURLError(PermanentFailure):
+    """A request the crawler will not make: another host than the fiction's, a scheme other
+    than http(s), an address inside the operator's network. Never retried."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url, self.reason = url, reason
+        super().__init__(f"refused {safe_message(url, limit=200)}: {reason}")
+
+
 class RetryableFailure(IngestFailure):
     """Raised when a later attempt may succeed: timeouts, resets, 5xx, 429, outages."""
 
