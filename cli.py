@@ -17,11 +17,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -31,8 +32,8 @@ import jobs
 import reconciler
 import scheduler
 from config import Settings, get_settings
-from db import OUTAGE_ERRORS, keyset_batches, session_scope
-from errors import IngestError
+from db import OUTAGE_ERRORS, keyset_batches, safe_url, session_scope
+from errors import IngestError, redact_logs, safe_message
 from models import TERMINAL, IngestionJob, JobStatus, Novel, Priority
 
 ROOT = Path(__file__).resolve().parent
@@ -45,6 +46,7 @@ console = Console()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     level = logging.DEBUG if verbose else get_settings().log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact_logs()
 
 
 @app.command("process-queue")
@@ -235,7 +237,7 @@ def _refresh_one(novel_id: int, *, settings: Settings, full: bool) -> str:
                 session, novel_id, settings=settings, full=full, priority=Priority.LOW
             )
     except IngestError as error:  # e.g. a site no longer supported: the others go on
-        console.print(f"novel {novel_id}: {error}", style="red", markup=False)
+        console.print(f"novel {novel_id}: {safe_message(str(error))}", style="red", markup=False)
         return "refused"
     return "created" if submission.created else "active"
 
@@ -260,33 +262,40 @@ def migrate() -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
-    console.print(f"database at head: {_safe_url(get_settings())}")
-
-
-def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url).render_as_string(hide_password=True)
+    console.print(f"database at head: {safe_url(get_settings().database_url)}", markup=False)
 
 
 @app.command()
 def dashboard() -> None:
     """Serve rq-dashboard (queues, jobs, workers) on DASHBOARD_HOST:DASHBOARD_PORT."""
     settings = get_settings()
-    argv = [sys.executable, "-m", "rq_dashboard", "--redis-url", settings.redis_url]
+    argv = [sys.executable, "-m", "rq_dashboard"]
     argv += ["--bind", settings.dashboard_host, "--port", str(settings.dashboard_port)]
-    os.execv(sys.executable, argv)
+    os.execve(sys.executable, argv, dashboard_environment(settings, os.environ))
+
+
+def dashboard_environment(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The dashboard's environment: the Redis URL goes there (rq-dashboard reads
+    RQ_DASHBOARD_REDIS_URL), never on its command line, which `ps` shows to every user."""
+    return {**environ, "RQ_DASHBOARD_REDIS_URL": settings.redis_url}
 
 
 def main() -> int:
-    """Run a command; what a user can cause (a bad id or URL, an outage) is one red line."""
+    """Run a command; what a user can cause (a bad id or URL, an outage) is one red line,
+    with no credentials in it."""
     try:
         app()
     except IngestError as error:
-        console.print(f"[red]{error}[/red]")
+        _fail(str(error))
     except OUTAGE_ERRORS as error:
-        console.print(f"[red]database error: {getattr(error, 'orig', None) or error}[/red]")
+        _fail(f"database error: {getattr(error, 'orig', None) or error}")
+    except RedisError as error:
+        _fail(f"Redis error: {error}")
     return 2
+
+
+def _fail(line: str) -> None:
+    console.print(safe_message(line), style="red", markup=False)
 
 
 if __name__ == "__main__":

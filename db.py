@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Row, Select, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     retry,
@@ -35,17 +35,42 @@ from errors import is_outage
 PRE_PING = True
 
 
+CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL (a host that drops packets: /health waits)
+
+
+def parse_url(url: str) -> URL:
+    """DATABASE_URL parsed. One that does not parse is refused with a line naming the
+    setting, never quoting its value (which holds the password)."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("DATABASE_URL is not a valid SQLAlchemy URL") from None
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for a log or a terminal: its password shown as ***."""
+    return parse_url(url).render_as_string(hide_password=True)
+
+
 def build_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(parsed)
+    connect_args: dict[str, object] = {}
+    if parsed.get_driver_name() == "psycopg2" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
     return create_engine(
-        url, pool_pre_ping=PRE_PING, pool_size=5, max_overflow=5, pool_recycle=1800
+        parsed,
+        pool_pre_ping=PRE_PING,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
-    database = make_url(url).database
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -6,9 +6,15 @@ kind with backoff and sends the second straight to ERROR.
 
 from __future__ import annotations
 
+import logging
 import re
+import socket
+import ssl
 
+from redis.exceptions import AuthenticationError as RedisAuthError
+from redis.exceptions import NoPermissionError as RedisNoPermission
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import (
     DBAPIError,
     DisconnectionError,
@@ -94,9 +100,19 @@ class StoreError(PermanentFailure):
 MESSAGE_LIMIT = 500  # characters of an error_message, last_error or history line
 # scheme://user:password@host: everything up to the authority's last "@" is a secret.
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^\s@/?#]*@)+")
+# A password given as a parameter: `rediss://host/0?password=...`, a libpq DSN's
+# `password=...`.
+_PASSWORD_PARAM = re.compile(r"(?i)\b((?:ssl_)?(?:password|passwd|pwd)=)[^\s&;#'\"]+")
 # A driver line that quotes the value it refused ('invalid input syntax for type integer:
 # "abc"') names the problem before the colon; the value is a query parameter.
 _QUOTED_VALUE = re.compile(r':\s*".*$')
+# "[Errno 111] Connection refused": the OS's number tells a user nothing.
+_ERRNO = re.compile(r"\[(?:Errno|WinError) -?\d+\]\s*")
+# A local path an OSError names ("No such file or directory: '/srv/x'"), quoted, or a
+# bare absolute path of two or more parts (never the path of a URL: "//" or a host
+# precedes that one).
+_QUOTED_PATH = re.compile(r"""(?::\s*)?(['"])/[^'"]*\1""")
+_BARE_PATH = re.compile(r"(?<![\w.:/~%-])/(?:[^\s/'\"]+/)+[^\s/'\"]*")
 
 
 def clean_text(text: str) -> str:
@@ -104,9 +120,17 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
+def redact(text: str) -> str:
+    """`text` without credentials: URL user:password, password parameters. For logs."""
+    return _PASSWORD_PARAM.sub(r"\1***", _CREDENTIALS.sub(r"\1", text))
+
+
 def safe_message(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
-    """One line a user may read: no URL credentials, whitespace folded, at most `limit`."""
-    text = " ".join(_CREDENTIALS.sub(r"\1", clean_text(text)).split())
+    """One line a user may read: no URL credentials, no errno, no local paths, whitespace
+    folded, at most `limit` characters."""
+    text = _ERRNO.sub("", redact(clean_text(text)))
+    text = _BARE_PATH.sub("<local path>", _QUOTED_PATH.sub("", text))
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -122,7 +146,7 @@ def classify(error: BaseException, *, doing: str) -> IngestFailure:
     if isinstance(error, IngestFailure):
         return error
     if is_outage(error):
-        return RetryableFailure(f"{doing}: {_service(error)} unavailable ({short_error(error)})")
+        return RetryableFailure(f"{doing}: {_service(error)} unavailable ({public_reason(error)})")
     if isinstance(error, DBAPIError):
         return StoreError(f"could not {doing}: the database refused it ({short_error(error)})")
     if isinstance(error, SQLAlchemyError):
@@ -157,8 +181,43 @@ def _service(error: BaseException) -> str:
     return "Redis" if isinstance(error, RedisError) else "database"
 
 
+# What an outage's text says, in a few words that name no host, port, path or user: the
+# detail goes to the log of the process that saw it, never to a response or a job row.
+_REASONS = (
+    ("authentication failed", ("authentication", "password", "wrongpass", "noauth", 'role "')),
+    ("timed out", ("timed out", "timeout")),
+    ("connection refused", ("connection refused",)),
+    ("host not found", ("name or service not known", "could not translate host", "resolution")),
+    ("connection lost", ("closed the connection", "closed unexpectedly", "eof detected")),
+    ("connection lost", ("reset by peer", "broken pipe", "terminat")),
+    ("TLS failed", ("ssl", "certificate", "tls")),
+    ("server busy", ("too many connections", "loading", "shutting down", "starting up")),
+    ("database locked", ("database is locked",)),
+    ("transaction conflict", ("could not serialize", "deadlock")),
+    ("database not found", ("does not exist",)),
+)
+
+
+def public_reason(error: BaseException) -> str:
+    """Why a service is unavailable, generically: "connection refused", "timed out",
+    "authentication failed", "TLS failed" ... or "unreachable"."""
+    if isinstance(error, RedisAuthError | RedisNoPermission):
+        return "authentication failed"
+    if isinstance(error, RedisTimeout | SATimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, ssl.SSLError):
+        return "TLS failed"
+    inner = error.orig if isinstance(error, DBAPIError) else error
+    text = f"{inner} {error.__cause__ or ''} {error.__context__ or ''}".lower()
+    found = (reason for reason, signs in _REASONS if any(sign in text for sign in signs))
+    return next(found, "unreachable")
+
+
 def short_error(error: BaseException) -> str:
-    """The driver's own first line (psycopg2: "integer out of range"), never the SQL."""
+    """The driver's own first line (psycopg2: "integer out of range"), never the SQL; for an
+    outage, only its generic reason (public_reason): those lines name hosts and ports."""
+    if is_outage(error):
+        return public_reason(error)
     inner = error.orig if isinstance(error, DBAPIError) else error
     lines = str(inner).strip().splitlines()
     line = _QUOTED_VALUE.sub("", lines[0]) if lines else ""
@@ -169,3 +228,30 @@ def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     detail = safe_message(lines[0], limit=200) if lines else ""
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+class RedactingFilter(logging.Filter):
+    """Takes credentials out of every record a handler writes: the message with its
+    arguments, and the traceback (a URL with its password can ride in an exception)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: logging reports it itself
+            return True
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def redact_logs(logger: logging.Logger | None = None) -> None:
+    """Put a RedactingFilter on every handler of `logger` (the root logger): call it once
+    logging is configured. Records of every child logger pass through these handlers."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

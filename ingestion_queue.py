@@ -38,7 +38,7 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException
 
 from config import Settings, get_settings
-from errors import QueueUnavailableError
+from errors import QueueUnavailableError, safe_message
 from models.ingestion_job import Priority
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,11 @@ def _redis(url: str) -> Redis:
 
 def redis_connection(settings: Settings | None = None) -> Redis:
     return _redis((settings or get_settings()).redis_url)
+
+
+def unavailable(error: RedisError) -> QueueUnavailableError:
+    """The error callers see when Redis fails: its own line, without credentials."""
+    return QueueUnavailableError(f"Redis unavailable: {safe_message(str(error), limit=200)}")
 
 
 SERVING_ORDER = (Priority.HIGH, Priority.NORMAL, Priority.LOW)  # what workers take first
@@ -130,7 +135,7 @@ def enqueue_many(
         finally:
             _unlock(connection, locked, token)
     except RedisError as error:
-        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+        raise unavailable(error) from error
     return fresh
 
 
@@ -156,7 +161,7 @@ def requeue(job_id: int, *, priority: Priority, settings: Settings | None = None
         finally:
             _unlock(connection, [job_id], token)
     except RedisError as error:
-        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+        raise unavailable(error) from error
     return True
 
 
@@ -284,7 +289,7 @@ def enqueue_due_retries(settings: Settings | None = None) -> int:
         finally:
             scheduler.release_locks()
     except RedisError as error:
-        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+        raise unavailable(error) from error
     return due
 
 
@@ -302,7 +307,7 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> None:
     except NoSuchJobError:
         return
     except RedisError as error:
-        raise QueueUnavailableError(f"Redis unavailable: {error}") from error
+        raise unavailable(error) from error
 
 
 def perform(job_id: int) -> Retry | str:

@@ -1,23 +1,38 @@
-"""The HTTP API. `python main.py` serves it on API_HOST:API_PORT (default 0.0.0.0:8000)."""
+"""The HTTP API. `python main.py` serves it on API_HOST:API_PORT: API_HOST unset is
+0.0.0.0 when API_KEYS are set, else 127.0.0.1 (see api/binding.py)."""
 
 from __future__ import annotations
 
+import copy
+import logging
+from typing import Any
+
 from fastapi import FastAPI
 
-from api import errors
+from api import binding, errors, openapi, throttle
+from api.middleware import BodyLimit, SecurityHeaders
 from api.routes import health, ingest, jobs, novels, sites
-from config import get_settings
+from config import Settings, get_settings
+from errors import redact_logs
+
+log = logging.getLogger("novel_ingest.api")
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    throttle.parse_rate(settings.api_ingest_rate)  # a bad API_INGEST_RATE fails here
     app = FastAPI(
         title="Novel ingestion service",
         description="Send a fiction URL, follow the job, read the novel and its chapters.",
         version="0.1.0",
     )
+    every_operation = openapi.errors(413)
     for module in (ingest, jobs, novels, sites, health):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=every_operation)
     errors.install(app)
+    openapi.install(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too
     return app
 
 
@@ -28,7 +43,40 @@ def main() -> None:
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("main:app", host=settings.api_host, port=settings.api_port, log_level="info")
+    try:
+        bind = binding.choose_bind(
+            api_host=settings.api_host,
+            has_keys=bool(settings.api_key_list),
+            allow_anonymous=settings.api_allow_anonymous,
+        )
+    except binding.UnsafeBindError as error:
+        raise SystemExit(f"novel-ingest API: {error}") from None
+    if bind.open:
+        logging.basicConfig(format="%(levelname)s:     %(message)s")
+        redact_logs()
+        log.warning(
+            "the API is open (no API_KEYS): whoever reaches %s:%s may submit and cancel jobs",
+            bind.host,
+            settings.api_port,
+        )
+    uvicorn.run(
+        "main:app",
+        host=bind.host,
+        port=settings.api_port,
+        log_level="info",
+        log_config=_redacted_log_config(),
+    )
+
+
+def _redacted_log_config() -> dict[str, Any]:
+    """Uvicorn's own logging set-up, with URL credentials removed from every line."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact"] = {"()": "errors.RedactingFilter"}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact")
+    return config
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import ingestion
 from config import get_settings
 from crawler.settings import DISABLED_HANDLERS
 from db import OUTAGE_ERRORS, session_scope
+from errors import redact_logs
 from ingestion_queue import (
     REDIS_RECONNECT_MAX,
     IngestionWorker,
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    redact_logs()  # a Redis or database URL in an exception keeps its password out of the log
     try:
         warm_database()
     except OUTAGE_ERRORS as error:  # not fatal: jobs connect (and retry) on their own

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crawler.sites import supported_sites
 from errors import (
@@ -17,6 +21,7 @@ from errors import (
     QueueUnavailableError,
     StorageUnavailableError,
     UnsupportedSiteError,
+    safe_message,
 )
 
 log = logging.getLogger(__name__)
@@ -26,20 +31,49 @@ def _json(code: int, detail: str, **extra: object) -> JSONResponse:
     return JSONResponse(status_code=code, content={"detail": detail, **extra})
 
 
+def _problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    """Where and what, never the input: pydantic's `input` and `ctx` hold the values sent
+    (a URL with its credentials), so neither is answered, and the message is cleaned too."""
+    loc = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+    return {
+        "loc": loc,
+        "msg": safe_message(str(error.get("msg", "")), limit=200),
+        "type": str(error.get("type", "")),
+    }
+
+
 async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        problems.append(f"{where}: {error.get('msg')}")
-    detail = "invalid request: " + "; ".join(problems)
-    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+    problems = [_problem(e) for e in exc.errors()]
+    described = []
+    for problem in problems:
+        where = ".".join(str(p) for p in problem["loc"] if p != "body") or "body"
+        described.append(f"{where}: {problem['msg']}")
+    detail = "invalid request: " + "; ".join(described)
+    if any(p["type"] == "json_invalid" for p in problems):
         detail = "invalid request: the body is not valid JSON"
-    errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-    return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, errors=errors)
+    return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, errors=problems)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTPException, but a body it could not decode (bytes that are
+    not UTF-8) is bad JSON like any other: 422, not FastAPI's 400."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and isinstance(
+        exc.__cause__, UnicodeDecodeError
+    ):
+        problem = {"loc": ["body"], "msg": "not UTF-8", "type": "json_invalid"}
+        detail = "invalid request: the body is not valid JSON"
+        return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, errors=[problem])
+    return await http_exception_handler(request, exc)
 
 
 async def _bad_url(request: Request, exc: Exception) -> JSONResponse:
-    return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc), supported_sites=supported_sites())
+    # The message names the URL for the user's sake; without any credentials it held.
+    return _json(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        safe_message(str(exc)),
+        supported_sites=supported_sites(),
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -57,6 +91,7 @@ async def _queue_down(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidURLError, _bad_url)
     app.add_exception_handler(UnsupportedSiteError, _bad_url)
     app.add_exception_handler(NotFoundError, _not_found)

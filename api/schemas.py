@@ -175,8 +175,24 @@ class ChapterPublic(ChapterSummary):
     content_hash: str | None
 
 
+class Problem(BaseModel):
+    """One thing wrong with a request: where, what, and pydantic's error type."""
+
+    loc: list[str | int] = Field(description="where: query/path/body, then the field")
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
+    """Every error answer: what went wrong in words; never the input sent back."""
+
     detail: str
+    errors: list[Problem] | None = Field(
+        default=None, description="422 for invalid parameters or body: each problem"
+    )
+    supported_sites: str | None = Field(
+        default=None, description="422 for an unsupported site: the sites there are"
+    )
 
 
 class HealthCheck(BaseModel):

@@ -1,7 +1,13 @@
-"""GET /health: are the database and Redis reachable, and how fast."""
+"""GET /health: are the database and Redis reachable, and how fast.
+
+Anyone may ask, so the answer names no host, port, path or user: a dependency is ok, or
+not with a generic reason ("connection refused", "timed out", "authentication failed").
+What went wrong in detail goes to the API's log, at warning level, without credentials.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -12,20 +18,30 @@ import ingestion_queue
 from api.deps import SettingsDep
 from api.schemas import Health, HealthCheck
 from db import get_engine
-from errors import short_error
+from errors import public_reason, redact
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
-def _timed(check: Callable[[], object]) -> HealthCheck:
+def _timed(name: str, check: Callable[[], object]) -> HealthCheck:
     started = time.perf_counter()
     try:
         check()
     except Exception as error:
-        return HealthCheck(
-            ok=False, latency_ms=None, error=f"{type(error).__name__}: {short_error(error)}"
-        )
-    return HealthCheck(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+        log.warning("health: %s unavailable: %s", name, _detail(error))
+        return HealthCheck(ok=False, latency_ms=_since(started), error=public_reason(error))
+    return HealthCheck(ok=True, latency_ms=_since(started))
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _detail(error: BaseException) -> str:
+    """The error's own text on one line, for the operator: credentials taken out."""
+    inner = getattr(error, "orig", None) or error
+    return redact(" ".join(f"{type(inner).__name__}: {inner}".split()))
 
 
 def _ping_database() -> None:
@@ -35,8 +51,8 @@ def _ping_database() -> None:
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(response: Response, settings: SettingsDep) -> Health:
-    database = _timed(_ping_database)
-    redis = _timed(lambda: ingestion_queue.redis_connection(settings).ping())
+    database = _timed("database", _ping_database)
+    redis = _timed("Redis", lambda: ingestion_queue.redis_connection(settings).ping())
     healthy = database.ok and redis.ok
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

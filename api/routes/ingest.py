@@ -6,8 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 import jobs
+from api import openapi
 from api.deps import SessionDep, SettingsDep
-from api.schemas import ErrorBody, IngestAccepted, IngestRequest
+from api.schemas import IngestAccepted, IngestRequest
+from api.throttle import QUOTA
 from models import JobStatus
 
 router = APIRouter(tags=["ingest"])
@@ -19,12 +21,15 @@ router = APIRouter(tags=["ingest"])
     response_model=IngestAccepted,
     responses={
         200: {"model": IngestAccepted, "description": "an active job for this fiction exists"},
-        422: {"model": ErrorBody, "description": "bad JSON, bad URL or unsupported site"},
-        503: {"model": ErrorBody, "description": "database unavailable"},
+        **openapi.errors(*openapi.WRITE_ERRORS, 429),
     },
+    dependencies=[QUOTA],
 )
 def ingest(
-    body: IngestRequest, session: SessionDep, settings: SettingsDep, response: Response
+    body: IngestRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> IngestAccepted:
     submission = jobs.submit(session, body.url, settings=settings, priority=body.priority)
     return accepted(submission, response)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 import jobs
+from api import openapi
+from api.auth import READ, WRITE
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
 from api.schemas import Changes, JobDetail, JobEventPublic, JobPublic, Page, Progress
 from models import IngestionJob, JobStatus, Priority
@@ -41,7 +43,12 @@ def to_public(job: IngestionJob) -> JobPublic:
     )
 
 
-@router.get("", response_model=Page[JobPublic])
+@router.get(
+    "",
+    response_model=Page[JobPublic],
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS),
+)
 def list_jobs(
     session: SessionDep, limit: Limit = 50, offset: Offset = 0, status: JobStatus | None = None
 ) -> Page[JobPublic]:
@@ -49,14 +56,24 @@ def list_jobs(
     return Page(items=[to_public(j) for j in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=JobDetail)
+@router.get(
+    "/{job_id}",
+    response_model=JobDetail,
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS, 404),
+)
 def get_job(job_id: RowId, session: SessionDep) -> JobDetail:
     job = jobs.get_job(session, job_id)
     events = [JobEventPublic.model_validate(e) for e in jobs.history(session, job_id)]
     return JobDetail(**to_public(job).model_dump(), history=events)
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    dependencies=[WRITE],
+    responses=openapi.errors(*openapi.WRITE_ERRORS, 404, 409),
+)
 def cancel_job(job_id: RowId, session: SessionDep, settings: SettingsDep) -> JobPublic:
     if not jobs.cancel(session, job_id, settings=settings):
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has already ended")

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query, Response, status
 
 import jobs
 import novels
+from api import openapi
+from api.auth import READ, WRITE
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
 from api.routes.ingest import accepted
 from api.schemas import (
     ChapterPublic,
     ChapterSummary,
-    ErrorBody,
     IngestAccepted,
     NovelDetail,
     NovelPublic,
@@ -25,14 +26,24 @@ from api.schemas import (
 router = APIRouter(prefix="/novels", tags=["novels"])
 
 
-@router.get("", response_model=Page[NovelPublic])
+@router.get(
+    "",
+    response_model=Page[NovelPublic],
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS),
+)
 def list_novels(session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> Page[NovelPublic]:
     rows, total = novels.list_novels(session, limit=limit, offset=offset)
     items = [NovelPublic.model_validate(n) for n in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{novel_id}", response_model=NovelDetail)
+@router.get(
+    "/{novel_id}",
+    response_model=NovelDetail,
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS, 404),
+)
 def get_novel(novel_id: RowId, session: SessionDep) -> NovelDetail:
     novel = novels.get_novel(session, novel_id)
     base = NovelPublic.model_validate(novel).model_dump()
@@ -51,7 +62,12 @@ def get_novel(novel_id: RowId, session: SessionDep) -> NovelDetail:
     )
 
 
-@router.get("/{novel_id}/chapters", response_model=Page[ChapterSummary])
+@router.get(
+    "/{novel_id}/chapters",
+    response_model=Page[ChapterSummary],
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS, 404),
+)
 def list_chapters(
     novel_id: RowId,
     session: SessionDep,
@@ -68,7 +84,12 @@ def list_chapters(
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/{novel_id}/chapters/{position}", response_model=ChapterPublic)
+@router.get(
+    "/{novel_id}/chapters/{position}",
+    response_model=ChapterPublic,
+    dependencies=[READ],
+    responses=openapi.errors(*openapi.READ_ERRORS, 404),
+)
 def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> ChapterPublic:
     return ChapterPublic.model_validate(novels.get_chapter(session, novel_id, position))
 
@@ -79,10 +100,9 @@ def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> Chapte
     response_model=IngestAccepted,
     responses={
         200: {"model": IngestAccepted, "description": "an active job for this novel exists"},
-        404: {"model": ErrorBody, "description": "no such novel"},
-        422: {"model": ErrorBody, "description": "bad JSON"},
-        503: {"model": ErrorBody, "description": "database unavailable"},
+        **openapi.errors(*openapi.WRITE_ERRORS, 404),
     },
+    dependencies=[WRITE],
 )
 def refresh_novel(
     novel_id: RowId,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api import openapi
+from api.auth import READ
 from api.deps import SettingsDep
 from api.schemas import SitePublic
 from crawler import sites
@@ -11,7 +13,12 @@ from crawler import sites
 router = APIRouter(prefix="/sites", tags=["sites"])
 
 
-@router.get("", response_model=list[SitePublic])
+@router.get(
+    "",
+    response_model=list[SitePublic],
+    dependencies=[READ],
+    responses=openapi.errors(401, 403),
+)
 def list_sites(settings: SettingsDep) -> list[SitePublic]:
     """Each site with its id, hosts, the URL forms it takes, and its pace: the seconds
     between two requests to the site and the requests in flight to it at once, both

@@ -207,3 +207,108 @@ def test_an_unsupported_site_lists_the_three(api: TestClient) -> None:
     supported = response.json()["supported_sites"]
     for name in ("Royal Road", "Scribble Hub", "Archive of Our Own"):
         assert name in supported
+
+
+SECRET_URL = "https://reader:hunter2-secret@www.royalroad.com/fiction/12345"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"url": SECRET_URL},
+        {"url": SECRET_URL + "/" + "x" * 2048},  # too long: pydantic's error holds the input
+        {"url": [SECRET_URL]},
+        {"url": SECRET_URL, "priority": "hunter2-secret"},
+        {"link": SECRET_URL},
+    ],
+)
+def test_a_422_never_echoes_the_url_or_its_credentials(api: TestClient, payload: dict) -> None:
+    response = api.post("/ingest", json=payload)
+    assert response.status_code == 422, response.text
+    assert "hunter2" not in response.text and "reader:" not in response.text
+    assert set(response.json()) <= {"detail", "errors", "supported_sites"}
+    for problem in response.json().get("errors", []):
+        assert set(problem) == {"loc", "msg", "type"}
+    assert _rows() == 0
+
+
+def test_a_422_for_bad_json_or_a_bad_query_echoes_nothing(api: TestClient) -> None:
+    broken = api.post(
+        "/ingest",
+        content='{"url": "' + SECRET_URL + '"',
+        headers={"Content-Type": "application/json"},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["detail"] == "invalid request: the body is not valid JSON"
+    assert "hunter2" not in broken.text
+    query = api.get("/jobs", params={"status": "hunter2-secret", "limit": "hunter2"})
+    assert query.status_code == 422
+    assert "hunter2" not in query.text
+
+
+def test_a_body_that_is_not_utf8_is_422_not_400(api: TestClient) -> None:
+    response = api.post(
+        "/ingest", content=b'{"url": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "invalid request: the body is not valid JSON"
+
+
+def test_api_answers_carry_nosniff_and_a_csp_that_allows_nothing(api: TestClient) -> None:
+    for response in (api.get("/jobs"), api.get("/jobs/999"), api.get("/openapi.json")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        csp = response.headers["Content-Security-Policy"]
+        assert csp.startswith("default-src 'none'") and "frame-ancestors 'none'" in csp
+    assert "Cache-Control" not in api.get("/jobs").headers  # no key sent: cacheable
+    keyed = api.get("/jobs", headers={"X-API-Key": "anything"})
+    assert keyed.headers["Cache-Control"] == "no-store"
+
+
+def _defaults(function: object) -> dict[str, str]:
+    import inspect
+
+    parameters = inspect.signature(function).parameters  # type: ignore[arg-type]
+    return {
+        n: p.default
+        for n, p in parameters.items()
+        if isinstance(p.default, str) and p.default.startswith("http")
+    }
+
+
+def _directive(csp: str, name: str) -> list[str]:
+    for directive in csp.split(";"):
+        words = directive.split()
+        if words and words[0] == name:
+            return words[1:]
+    raise AssertionError(f"no {name} in {csp}")
+
+
+def test_docs_pages_may_load_what_fastapi_serves_them_with(api: TestClient) -> None:
+    from urllib.parse import urlsplit
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    from api.csp import read_assets, script_hash
+
+    for path, render in (("/docs", get_swagger_ui_html), ("/redoc", get_redoc_html)):
+        page = api.get(path)
+        assert page.status_code == 200
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        csp = page.headers["Content-Security-Policy"]
+        assert _directive(csp, "default-src") == ["'none'"]
+        assert _directive(csp, "connect-src") == ["'self'"]  # it fetches /openapi.json
+        for name, url in _defaults(render).items():
+            parts = urlsplit(url)
+            kind = "script-src" if name.endswith("js_url") else "style-src"
+            if "favicon" in name:
+                kind = "img-src"
+            assert f"{parts.scheme}://{parts.netloc}" in _directive(csp, kind), (path, name)
+        inline = read_assets(page.text).inline_hashes
+        assert inline <= set(_directive(csp, "script-src"))
+        assert "'unsafe-inline'" not in _directive(csp, "script-src")
+    swagger = api.get("/docs")
+    start = swagger.text.index("<script>", swagger.text.index("swagger-ui-bundle")) + 8
+    script = swagger.text[start : swagger.text.index("</script>", start)]
+    assert script_hash(script) in _directive(
+        swagger.headers["Content-Security-Policy"], "script-src"
+    )

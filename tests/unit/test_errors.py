@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import sys
 
 import pytest
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 
 from errors import (
@@ -16,7 +20,11 @@ from errors import (
     StoreError,
     classify,
     is_outage,
+    public_reason,
+    redact,
+    redact_logs,
     safe_message,
+    short_error,
 )
 
 SQL = "INSERT INTO novels (title, description) VALUES (%(title)s, %(description)s)"
@@ -69,12 +77,12 @@ def test_a_long_message_is_cut_to_the_cap_on_one_line() -> None:
         (
             OperationalError(SQL, PARAMS, _DriverError("server closed the connection\n")),
             RetryableFailure,
-            "store novel: database unavailable (server closed the connection)",
+            "store novel: database unavailable (connection lost)",
         ),
         (
             RedisConnectionError("Connection refused"),
             RetryableFailure,
-            "store novel: Redis unavailable (Connection refused)",
+            "store novel: Redis unavailable (connection refused)",
         ),
         (
             TypeError("unsupported operand"),
@@ -105,6 +113,28 @@ def test_the_service_s_own_failures_pass_through() -> None:
             "see https://example.invalid/users/@someone",
         ),
         ("nul\x00 and a lone \ud800 surrogate", "nul and a lone ? surrogate"),
+        (
+            "rediss://h:6380/0?ssl_cert_reqs=required&password=s3cret",
+            "rediss://h:6380/0?ssl_cert_reqs=required&password=***",
+        ),
+        (
+            "host=db user=novel password=s3cret dbname=novel",
+            "host=db user=novel password=*** dbname=novel",
+        ),
+        # an OSError's errno and the local path it names: a file:/// link must not tell
+        # what is on the worker's disk
+        (
+            "could not fetch file:///etc/shadow.bak: [Errno 2] No such file or directory:"
+            " '/etc/shadow.bak'",
+            "could not fetch file:///etc/shadow.bak: No such file or directory",
+        ),
+        ('[Errno 13] Permission denied: "/srv/novels/data"', "Permission denied"),
+        ("cannot open /var/lib/novel-ingest/novels.db now", "cannot open <local path> now"),
+        # the paths of URLs, and fractions, are no local paths
+        (
+            "site answered HTTP 404/410 for https://h/fiction/1/a-b",
+            "site answered HTTP 404/410 for https://h/fiction/1/a-b",
+        ),
     ],
 )
 def test_what_a_message_never_shows(text: str, shown: str) -> None:
@@ -144,3 +174,89 @@ def test_an_outage_is_a_server_away_not_a_statement_refused(orig: Exception, out
     error = OperationalError(SQL, PARAMS, orig)
     assert is_outage(error) is outage
     assert classify(error, doing="store novel").retryable is outage
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            RedisConnectionError("Error 111 connecting to 10.1.2.3:6379. Connection refused."),
+            "connection refused",
+        ),
+        (
+            AuthenticationError("invalid username-password pair or user is disabled."),
+            "authentication failed",
+        ),
+        (RedisTimeoutError("Timeout connecting to server"), "timed out"),
+        (
+            OperationalError(
+                SQL,
+                PARAMS,
+                _DriverError(
+                    'connection to server at "10.1.2.3", port 5432 failed: FATAL:  password'
+                    ' authentication failed for user "novel"'
+                ),
+            ),
+            "authentication failed",
+        ),
+        (
+            OperationalError(
+                SQL,
+                PARAMS,
+                _DriverError(
+                    'could not translate host name "db.internal" to address:'
+                    " Name or service not known"
+                ),
+            ),
+            "host not found",
+        ),
+        (
+            RedisConnectionError(
+                "Error 1 connecting to 10.1.2.3:6380. [SSL: CERTIFICATE_VERIFY_FAILED]"
+            ),
+            "TLS failed",
+        ),
+        (
+            RedisConnectionError("Error 113 connecting to 10.1.2.3:6379. No route to host."),
+            "unreachable",
+        ),
+    ],
+)
+def test_an_outage_is_told_by_its_reason_alone(error: Exception, reason: str) -> None:
+    """What /health and a job row say of an outage: no host, port, user or errno."""
+    assert public_reason(error) == reason
+    assert short_error(error) == reason
+    message = str(classify(error, doing="store novel"))
+    assert message.endswith(f"unavailable ({reason})")
+    assert not any(
+        internal in message for internal in ("10.1.2.3", "db.internal", 'novel"', "Error 1")
+    )
+
+
+def test_redact_keeps_the_text_and_drops_only_credentials() -> None:
+    text = "connect redis://:pw@h:1/0\n  then postgresql://u:pw@db/x, password=pw user=u"
+    assert redact(text) == "connect redis://h:1/0\n  then postgresql://db/x, password=*** user=u"
+
+
+def test_logs_lose_credentials_in_messages_arguments_and_tracebacks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("test_errors.redaction")
+    handler = logging.StreamHandler(sys.stderr)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        redact_logs(logger)
+        redact_logs(logger)  # once is enough: a second call adds nothing
+        assert len(handler.filters) == 1
+        logger.warning("connecting to %s", "redis://:hunter2@127.0.0.1:6379/0")
+        try:
+            raise ValueError("bad URL postgresql+psycopg2://novel:hunter2@db/novel")
+        except ValueError:
+            logger.exception("start-up failed")
+    finally:
+        logger.removeHandler(handler)
+    written = capsys.readouterr().err
+    assert "connecting to redis://127.0.0.1:6379/0" in written
+    assert "ValueError: bad URL postgresql+psycopg2://db/novel" in written
+    assert "hunter2" not in written
