@@ -16,6 +16,7 @@ from typing import Any
 
 from scrapy.crawler import Crawler, CrawlerRunner
 from scrapy.utils import defer as scrapy_defer
+from scrapy.utils.misc import build_from_crawler, load_object
 from scrapy.utils.reactor import install_reactor
 from twisted.python.failure import Failure
 
@@ -25,6 +26,7 @@ from crawler.items import FictionRef, NovelRecord
 from crawler.settings import REACTOR, scrapy_settings
 from crawler.sites.base import SiteAdapter
 from crawler.spiders.fiction import (
+    Caps,
     CrawlListener,
     CrawlResult,
     FictionSpider,
@@ -101,6 +103,7 @@ def crawl(
     )
     result = CrawlResult()
     runner, crawler = _runner_and_crawler(settings)
+    _install_resolver(crawler, reactor)
     done = runner.crawl(
         crawler,
         ref=ref,
@@ -109,6 +112,7 @@ def crawl(
         listener=listener,
         sink=sink,
         choose=choose,
+        caps=Caps(chapters=settings.crawler_max_chapters, job_bytes=settings.crawler_max_job_bytes),
         politeness=sites.politeness(adapter, settings),
         deadline=time.monotonic() + max(timeout, 0.0),
     )
@@ -119,6 +123,16 @@ def crawl(
     if alarm.active():
         alarm.cancel()
     return result
+
+
+def _install_resolver(crawler: Crawler, reactor: Any) -> None:
+    """Put the crawl's DNS_RESOLVER on the reactor (crawler.egress.PublicAddressResolver:
+    every connection's addresses are checked). CrawlerProcess does this when it starts the
+    reactor; CrawlerRunner, which this module runs on a reactor of its own, does not."""
+    resolver = build_from_crawler(
+        load_object(crawler.settings["DNS_RESOLVER"]), crawler, reactor=reactor
+    )
+    resolver.install_on_reactor()
 
 
 def _time_out(runner: CrawlerRunner, result: CrawlResult, limit: int) -> None:

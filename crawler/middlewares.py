@@ -1,5 +1,6 @@
-"""Downloader middlewares: retries with exponential backoff that honour Retry-After, and
-redirects kept on the fiction's site."""
+"""Downloader middlewares: retries with exponential backoff that honour Retry-After,
+redirects kept on the fiction's site, and the guard that lets no request of a fiction crawl
+leave for anywhere else (crawler.egress)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Self
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from redis.exceptions import RedisError
 from scrapy import Request, Spider, signals
@@ -16,10 +17,12 @@ from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.http import Response
 from scrapy.settings import BaseSettings
 from scrapy.utils.response import response_status_message
+from twisted.internet.error import DNSLookupError
 
+from crawler.egress import ALIAS_HOSTS_SETTING, Egress, installed_refusal
 from crawler.pacing import SitePace, paced, site_key
 from crawler.sites.fields import site_link
-from errors import PermanentFailure, safe_message
+from errors import RefusedURLError
 from models.base import utcnow
 
 if TYPE_CHECKING:
@@ -129,21 +132,19 @@ class SiteRedirectMiddleware:
 
     Sites redirect with absolute URLs on their real host (WordPress, Rails do): such a
     target is rebased onto the host the fiction was reached at (an alias, a mirror), as
-    links are. A redirect to any other host or scheme ends the crawl: it is never followed.
-    Runs before Scrapy's RedirectMiddleware sees the answer (a higher order number).
+    links are. A redirect to any other host or scheme ends the crawl with a RefusedURLError
+    naming the target: it is never followed. Runs before Scrapy's RedirectMiddleware sees
+    the answer (a higher order number).
     """
 
     def process_response(self, request: Request, response: Response, spider: Spider) -> Response:
         location = response.headers.get(b"Location")
         if response.status not in REDIRECTS or not location:
             return response
-        target = location.decode("latin-1").strip()
-        rebased = _on_site(spider, urljoin(request.url, target))
+        target = urljoin(request.url, location.decode("latin-1").strip())
+        rebased = _on_site(spider, target)
         if rebased is None:
-            raise PermanentFailure(
-                f"{request.url} redirects off the site, to {safe_message(target, limit=200)}:"
-                " not followed"
-            )
+            raise RefusedURLError(target, f"{request.url} redirects there, off the fiction's site")
         return response.replace(headers={**response.headers.to_unicode_dict(), "Location": rebased})
 
 
@@ -152,3 +153,42 @@ def _on_site(spider: Spider, url: str) -> str | None:
     if ref is None or adapter is None:  # not a fiction crawl: Scrapy's own rules apply
         return url
     return site_link(ref.url, url, hosts=adapter.hosts)
+
+
+# request.meta key: why the connection-time address check refused the request's host
+REFUSED = "egress_refused"
+
+
+class OriginGuardMiddleware:
+    """The last check before the downloader, for every request of a fiction crawl (retries,
+    redirect hops and robots.txt included): http(s) only, on the fiction's own origin, and
+    never to an address inside the operator's network (crawler.egress). A request that
+    fails it raises RefusedURLError (the job ends ERROR, not retried).
+
+    A host name whose every address the resolver dropped fails with Twisted's
+    DNSLookupError; this marks the request (`REFUSED` in its meta, and no retry) so that
+    crawler.failures reports the refusal. Crawls of other spiders (no `ref`) pass untouched.
+    """
+
+    def __init__(self, egress: Egress) -> None:
+        self.egress = egress
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(Egress.from_aliases(crawler.settings.getlist(ALIAS_HOSTS_SETTING)))
+
+    def process_request(self, request: Request, spider: Spider) -> None:
+        ref = getattr(spider, "ref", None)
+        if ref is None:
+            return
+        reason = self.egress.url_refusal(request.url, origin=ref.url)
+        if reason is not None:
+            raise RefusedURLError(request.url, reason)
+
+    def process_exception(self, request: Request, exception: Exception, spider: Spider) -> None:
+        if getattr(spider, "ref", None) is None or not isinstance(exception, DNSLookupError):
+            return
+        reason = installed_refusal(urlsplit(request.url).hostname or "")
+        if reason is not None:
+            request.meta[REFUSED] = reason
+            request.meta["dont_retry"] = True  # the same lookup is refused again

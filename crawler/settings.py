@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from config import Settings
+from crawler.egress import ALIAS_HOSTS_SETTING
 
 REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
-# Only http(s) is crawled; the FTP handler would also install a reactor when imported.
-DISABLED_HANDLERS = ("ftp", "s3")
+# Only http(s) is crawled: no file:, data:, ftp: or s3: handler (the FTP one would also
+# install a reactor when imported). OriginGuardMiddleware refuses those schemes first.
+DISABLED_HANDLERS = ("file", "data", "ftp", "s3")
 UNUSED_EXTENSIONS = (
     "scrapy.extensions.telnet.TelnetConsole",
     "scrapy.extensions.feedexport.FeedExporter",
@@ -39,6 +41,12 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "RETRY_BACKOFF_BASE": settings.crawler_retry_backoff,
         "RETRY_BACKOFF_MAX": settings.job_retry_backoff_max,
         "REDIRECT_MAX_TIMES": 10,
+        # A <meta http-equiv=refresh> is a redirect no SiteRedirectMiddleware sees: off.
+        "METAREFRESH_ENABLED": False,
+        # Resolved addresses that are not public are dropped at connect time (installed by
+        # crawler.crawl: Scrapy's CrawlerRunner does not); alias hosts are exempt.
+        "DNS_RESOLVER": "crawler.egress.PublicAddressResolver",
+        ALIAS_HOSTS_SETTING: sorted(settings.site_aliases),
         # The spider never asks for a page twice; a dupe filter would only hide redirect
         # loops (a -> b -> a is dropped silently instead of failing the request).
         "DUPEFILTER_CLASS": "scrapy.dupefilters.BaseDupeFilter",
@@ -49,6 +57,9 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
             "crawler.middlewares.SiteRedirectMiddleware": 650,
             # closest to the downloader: every retry, redirect hop and robots.txt is paced
             "crawler.pacing.SharedPaceMiddleware": 950,
+            # last before the downloader: what leaves is on the fiction's origin, http(s),
+            # never an address inside the operator's network (crawler.egress)
+            "crawler.middlewares.OriginGuardMiddleware": 990,
             "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
             "crawler.robots.SharedRobotsTxtMiddleware": 100,
         },

@@ -7,7 +7,10 @@ db index of its own, flushed around each test.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -62,6 +65,56 @@ def fixture_site(fixture_sites: dict[str, FixtureSite]) -> FixtureSite:
 @pytest.fixture
 def dead_site_url(fixture_site: FixtureSite) -> str:
     return f"http://127.0.0.1:{DEAD_PORT}/fiction/1001/down"
+
+
+class InternalService:
+    """A TCP listener on another loopback port: "an internal service" (an admin port, a
+    metadata endpoint) that a crawl must never reach. Counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._lock = threading.Lock()
+        self._accepted = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._accepted
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:  # closed: the test is over
+                return
+            with self._lock:
+                self._accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self._socket.close()
+
+
+@pytest.fixture
+def internal_service(fixture_sites: dict[str, FixtureSite]) -> Iterator[InternalService]:
+    """A fresh internal service; the fixture sites' hostile pages point at it."""
+    service = InternalService()
+    for site in fixture_sites.values():
+        site.internal = service.host
+    yield service
+    service.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,9 @@ that hold the text of the chapters the run needs (`choose`: an update fetches on
 changed) and hands each to the `sink` (the job's spool) for the PARSING phase; pages the
 sink already has, from an earlier run of the job, are not fetched again. The first page
 that cannot be had ends the crawl: a novel with a missing chapter is not a correct novel.
+So does a listing of more chapters than CRAWLER_MAX_CHAPTERS, more body bytes than
+CRAWLER_MAX_JOB_BYTES over all the crawl's answers (`Caps`), and a listing chain longer
+than MAX_LISTING_PAGES.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import scrapy
-from scrapy.exceptions import CloseSpider
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import CloseSpider, StopDownload
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.failures import classify
 from crawler.items import FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness, SiteAdapter
-from errors import IngestFailure, ParseError
+from errors import IngestFailure, ParseError, PermanentFailure
 from errors import classify as classify_error
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,18 @@ def every_chapter(novel: NovelRecord) -> NovelRecord:
     return novel
 
 
+@dataclass(frozen=True)
+class Caps:
+    """What one crawl may take (None: no cap): chapters its listing may hold
+    (CRAWLER_MAX_CHAPTERS), bytes of all its answers together (CRAWLER_MAX_JOB_BYTES)."""
+
+    chapters: int | None = None
+    job_bytes: int | None = None
+
+
+NO_CAPS = Caps()
+
+
 @dataclass
 class CrawlResult:
     novel: NovelRecord | None = None  # the whole listing
@@ -88,11 +105,13 @@ class FictionSpider(scrapy.Spider):
         sink: PageSink,
         choose: Callable[[NovelRecord], NovelRecord] = every_chapter,
         deadline: float | None = None,
+        caps: Caps = NO_CAPS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ref, self.adapter, self.result, self.listener = ref, adapter, result, listener
-        self.sink, self.choose = sink, choose
+        self.sink, self.choose, self.caps = sink, choose, caps
+        self.received_bytes = 0  # body bytes of every answer of this crawl so far
         self.politeness = politeness
         # time.monotonic() by which the job must be done: waiting past it is not worth it
         self.deadline = deadline
@@ -102,6 +121,26 @@ class FictionSpider(scrapy.Spider):
         self.max_concurrent_requests = politeness.concurrent_requests
         self._listing_pages: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
         self._fetched_chapters = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> FictionSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.bytes_received, signal=signals.bytes_received)
+        return spider
+
+    def bytes_received(self, data: bytes, request: scrapy.Request, spider: scrapy.Spider) -> None:
+        """Count every body chunk as it arrives (robots.txt, retries, redirects included);
+        past CRAWLER_MAX_JOB_BYTES the download stops and the crawl ends in error."""
+        self.received_bytes += len(data)
+        limit = self.caps.job_bytes
+        if limit is None or self.received_bytes <= limit:
+            return
+        if self.result.failure is None:
+            self.result.failure = PermanentFailure(
+                f"the crawl of {self.ref.url} downloaded more than CRAWLER_MAX_JOB_BYTES"
+                f" ({limit} bytes): stopped at {request.url}"
+            )
+        raise StopDownload(fail=True)  # its errback ends the crawl (`failed`)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         first = self.adapter.first_fetch(self.ref)
@@ -138,6 +177,7 @@ class FictionSpider(scrapy.Spider):
         if novel is None:
             bug = RuntimeError("the listing ended without a novel")
             self._stop(classify_error(bug, doing=f"read {response.url}"))
+        self._check_chapter_cap(novel)
         self.result.novel = novel
         self.listener.chapters_found(len(novel.chapters))
         wanted = self._guard(lambda: self.choose(novel), "choose the chapters to fetch")
@@ -171,6 +211,16 @@ class FictionSpider(scrapy.Spider):
             self._stop(ParseError(f"the {self.adapter.name} adapter {problem}: {self.ref.url}"))
         self._listing_pages.add(asked)
         return fetch
+
+    def _check_chapter_cap(self, novel: NovelRecord) -> None:
+        limit = self.caps.chapters
+        if limit is not None and len(novel.chapters) > limit:
+            self._stop(
+                PermanentFailure(
+                    f"{self.ref.url} lists {len(novel.chapters)} chapters, more than"
+                    f" CRAWLER_MAX_CHAPTERS ({limit})"
+                )
+            )
 
     def _read(self, text: str, url: str, fetch: Fetch, known: NovelRecord | None) -> ListingStep:
         self.adapter.check_page(text, url)

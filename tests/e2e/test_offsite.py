@@ -1,5 +1,6 @@
 """A crawl stays on the fiction's site: redirects to the real host are rebased onto the
-alias it was reached through, redirects anywhere else are never followed."""
+alias it was reached through, redirects anywhere else are refused (never followed). The
+hostile pages' rows are in test_egress.py."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_a_redirect_off_the_site_is_not_followed(
     assert job["status"] == "error", worker.log()
     assert job["attempts"] == 1
     assert job["error_message"] == (
-        f"{site.url('/fiction/2012')} redirects off the site, to {OFF_SITE}: not followed"
+        f"refused {OFF_SITE}: {site.url('/fiction/2012')} redirects there, off the fiction's site"
     )
     assert counts() == (0, 0, 0)
+    assert len(site.requests("/fiction/2012")) == 1  # not retried

@@ -72,6 +72,10 @@ class FixtureChapter:
     # "open"; "premium" (window.chapters: subscriptionTiers, isUnlocked false); "scheduled"
     # (visible 0): the site lists the last two but does not serve them.
     access: str = "open"
+    # Raw HTML served as is (not escaped): after the text, and in an author note of its own
+    # (the hostile fiction, HOSTILE_MARKUP).
+    markup: str = ""
+    notes_markup: str = ""
 
     @property
     def locked(self) -> bool:
@@ -321,7 +325,65 @@ def _one_chapter(fiction_id: int) -> FixtureFiction:
     return replace(built, story_length=paperback_popover(built.word_count, comma=False))
 
 
+# Hostile fictions (Royal Road markup): what a page may do to the crawler, and what the
+# crawler must never do for it. The server (FixtureSite) answers them; "the internal
+# service" is `FixtureSite.internal`, a listener on another loopback port that the tests
+# start (tests/conftest.py `internal_service`) and that must see no connection.
+HOSTILE = {
+    2101: "fiction page answers 302 to the internal service (another loopback port)",
+    2102: "chapter 2 answers 302 to another host (localhost, at the internal service's port)",
+    2103: "fiction page carries <meta http-equiv=refresh> to the internal service",
+    2104: "fiction page answers 302 to a private address (http://10.0.0.1/)",
+    2105: "fiction page answers 302 to a numeric host form of 127.0.0.1 (http://2130706433:...)",
+    2106: "fiction page answers 302 to an IPv4-mapped IPv6 loopback ([::ffff:127.0.0.1])",
+    2107: "8 chapter pages of FixtureSite.chapter_padding bytes each: for CRAWLER_MAX_JOB_BYTES",
+    2108: "hostile markup in description, chapter text and author notes; cover javascript:",
+    2109: "the listing links chapter 2 to the internal service (data-url, window.chapters)",
+    2110: "the listing links chapter 2 to Redis (FixtureSite.redis)",
+    2111: "the listing links chapter 2 to file:///etc/passwd",
+}
+# What 2108 serves where a page holds the author's HTML: every trick a sanitizer must undo.
+HOSTILE_MARKUP = (
+    '<p>Before the traps.</p><script>document.title = "pwned"</script>'
+    '<p><img src="/x.png" onerror="alert(1)">An image with a handler.</p>'
+    '<p><a href="javascript:alert(2)">a javascript: link</a>'
+    ' <a href="JaVaScRiPt:alert(3)">mixed case</a></p>'
+    '<iframe src="http://127.0.0.1:9/frame"></iframe>'
+    '<svg onload="alert(4)"><circle r="1"></circle></svg>'
+    '<form action="http://127.0.0.1:9/steal" method="post"><input type="password" name="p">'
+    "</form>"
+    '<base href="http://127.0.0.1:9/">'
+    "<style>body { background: url(javascript:alert(5)) }</style>"
+    '<object data="http://127.0.0.1:9/x.swf"></object>'
+    '<p><a href="data:text/html;base64,PHNjcmlwdD5hbGVydCg2KTwvc2NyaXB0Pg==">a data: link</a>'
+    ' <img src="data:image/svg+xml,&lt;svg onload=alert(7)&gt;"></p>'
+    '<p onclick="alert(8)" style="position:fixed;top:0">After the traps.</p>'
+)
+HOSTILE_NOTES = (
+    '<p onmouseover="alert(9)">Thanks for reading!</p><script>alert(10)</script>'
+    '<a href="javascript:alert(11)">vote</a>'
+)
+HOSTILE_COVER = "javascript:alert(1)"
+HOSTILE_OFFSITE_CHAPTER = 2  # the position of the chapter 2109-2111 link elsewhere
+
+
+def _hostile(fiction_id: int) -> FixtureFiction:
+    built = _build(fiction_id, chapters=8 if fiction_id == 2107 else 4, volumes=0, paragraphs=2)
+    if fiction_id != 2108:
+        return built
+    chapters = tuple(
+        replace(c, markup=HOSTILE_MARKUP, notes_markup=HOSTILE_NOTES) for c in built.chapters
+    )
+    return replace(
+        built,
+        description_html=f"{built.description_html}\n{HOSTILE_MARKUP}",
+        cover_path=HOSTILE_COVER,
+        chapters=chapters,
+    )
+
+
 SPECIAL = {1005: _unreadable, 1006: _with_locked, 1007: _one_chapter}
+SPECIAL.update(dict.fromkeys(HOSTILE, _hostile))
 # Big fictions, to measure memory against size: id -> (chapters, volumes). Chapters of
 # 8 paragraphs of 4 sentences (~350 words), like 1001's, generated when read.
 BIG = {1010: (10, 1), 1011: (2_000, 4), 1012: (10_000, 10)}

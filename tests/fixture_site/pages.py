@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from html import escape
 
 from tests.fixture_site.content import FixtureChapter, FixtureFiction
@@ -29,9 +30,15 @@ FOOT = """</div></div></div>
 """
 
 
-def fiction_page(f: FixtureFiction) -> str:
-    """The fiction page; its table of contents lists `f.listed` (all, or a truncated list)."""
-    listed = f.listed
+def fiction_page(
+    f: FixtureFiction, *, links: Mapping[int, str] | None = None, extra_head: str = ""
+) -> str:
+    """The fiction page; its table of contents lists `f.listed` (all, or a truncated list).
+
+    `links`: chapter id -> the URL the table and window.chapters give for that chapter
+    instead of its own (a hostile listing); `extra_head`: raw HTML at the end of <head>.
+    """
+    listed, links = f.listed, links or {}
     meta = "\n    ".join(
         [
             f'<meta property="og:url" content="/fiction/{f.fiction_id}/{f.slug}">',
@@ -46,7 +53,7 @@ def fiction_page(f: FixtureFiction) -> str:
             f'<script type="application/ld+json">{_json_ld(f)}</script>',
         ]
     )
-    head = HEAD.format(title=escape(f.title), meta=meta, extra_head="")
+    head = HEAD.format(title=escape(f.title), meta=meta, extra_head=extra_head)
     body = f"""<div class="container fiction-page">
 <div class="row fic-header">
     <div class="col-md-3 text-center cover-col">
@@ -91,7 +98,7 @@ def fiction_page(f: FixtureFiction) -> str:
         <table class="table no-border" id="chapters" data-chapters="{len(listed)}">
             <thead><tr><th>Chapter Name</th><th class="text-right">Release Date</th></tr></thead>
             <tbody>
-{"".join(_row(f, c) for c in listed)}
+{"".join(_row(f, c, links.get(c.chapter_id)) for c in listed)}
             </tbody>
         </table>
     </div>
@@ -99,7 +106,7 @@ def fiction_page(f: FixtureFiction) -> str:
 </div></div></div>
 <script type="text/javascript">
     window.fictionId = {f.fiction_id};
-    window.chapters = {json.dumps([_script_chapter(f, c) for c in listed])};
+    window.chapters = {json.dumps([_script_chapter(f, c, links.get(c.chapter_id)) for c in listed])};
     window.volumes = {json.dumps([{"id": v[0], "title": v[1], "cover": None, "order": v[2]} for v in f.volumes])};
 </script>
 </div>
@@ -146,7 +153,8 @@ def _json_ld(f: FixtureFiction) -> str:
         "description": f.description_html,
         "author": {"@type": "Person", "name": f.author},
     }
-    return json.dumps(data, ensure_ascii=False)
+    # "</script" in a description would end the script element early: escaped, as sites do
+    return json.dumps(data, ensure_ascii=False).replace("</script", "<\\/script")
 
 
 def _warnings(f: FixtureFiction) -> str:
@@ -160,8 +168,8 @@ def chapter_url(f: FixtureFiction, c: FixtureChapter) -> str:
     return f"/fiction/{f.fiction_id}/{f.slug}/chapter/{c.chapter_id}/{c.slug}"
 
 
-def _row(f: FixtureFiction, c: FixtureChapter) -> str:
-    url = chapter_url(f, c)
+def _row(f: FixtureFiction, c: FixtureChapter, link: str | None = None) -> str:
+    url = escape(link or chapter_url(f, c))
     volume = c.volume_id if c.volume_id is not None else "null"
     unix = int(c.published_at.timestamp())
     iso = c.published_at.strftime("%Y-%m-%dT%H:%M:%S.0000000+00:00")
@@ -181,7 +189,9 @@ def _row(f: FixtureFiction, c: FixtureChapter) -> str:
 """
 
 
-def _script_chapter(f: FixtureFiction, c: FixtureChapter) -> dict[str, object]:
+def _script_chapter(
+    f: FixtureFiction, c: FixtureChapter, link: str | None = None
+) -> dict[str, object]:
     return {
         "id": c.chapter_id,
         "volumeId": c.volume_id,
@@ -193,7 +203,7 @@ def _script_chapter(f: FixtureFiction, c: FixtureChapter) -> dict[str, object]:
         "subscriptionTiers": [1] if c.access == "premium" else None,
         "doesNotRollOver": False,
         "isUnlocked": c.access == "open",
-        "url": chapter_url(f, c),
+        "url": link or chapter_url(f, c),
     }
 
 
@@ -216,6 +226,7 @@ def chapter_page(f: FixtureFiction, c: FixtureChapter, *, with_body: bool = True
     ]
     middle = len(paragraphs) // 2
     paragraphs.insert(middle, f'<span class="{hidden}"><br/>{escape(c.hidden_text)}<br/></span>')
+    paragraphs.append(c.markup)  # raw: a hostile chapter's own HTML
     body = f"""<div class="fic-header">
     <h1 class="font-white break-word">{escape(c.title)}</h1>
     <h2 class="font-white inline-block">{escape(f.title)}</h2>
@@ -224,17 +235,18 @@ def chapter_page(f: FixtureFiction, c: FixtureChapter, *, with_body: bool = True
 {_note(c.notes_before)}
     {'<div class="chapter-inner chapter-content">' + "".join(paragraphs) + "</div>" if with_body else '<div class="chapter-missing">Chapter unavailable.</div>'}
 {_note(c.notes_after)}
+{_note(c.notes_markup, raw=True)}
 </div>
 """
     return head + body + FOOT
 
 
-def _note(text: str | None) -> str:
-    if text is None:
+def _note(text: str | None, *, raw: bool = False) -> str:
+    if not text:
         return ""
     return f"""    <div class="portlet solid author-note-portlet">
         <div class="portlet-title"><div class="caption"><span class="caption-subject bold uppercase">A note from the author</span></div></div>
-        <div class="portlet-body author-note"><p>{escape(text)}</p></div>
+        <div class="portlet-body author-note">{text if raw else f"<p>{escape(text)}</p>"}</div>
     </div>"""
 
 

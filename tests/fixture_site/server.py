@@ -10,7 +10,10 @@ Tests can slow every page (`delay`) or make the next requests fail (`fail_next`)
 back what it received and answered (`requests`). They can change a Royal Road fiction under
 the crawler (`revise`: chapters added, removed, re-dated, edited, moved, a truncated table of
 contents) and read back what is served now (`fiction`, `chapter`); `reset` undoes that.
-Fictions 1010-1012 are big (10, 2,000, 10,000 chapters: `content.BIG`).
+Fictions 1010-1012 are big (10, 2,000, 10,000 chapters: `content.BIG`). Fictions 2101-2111
+are hostile (`content.HOSTILE`): redirects and links to the internal service (`internal`,
+host:port, set by the tests), to Redis (`redis`), to private and numeric addresses, a meta
+refresh, chapter pages of `chapter_padding` bytes, hostile markup.
 """
 
 from __future__ import annotations
@@ -49,8 +52,12 @@ MISBEHAVIOUR = {
     2011: "fiction page redirects, absolute, to the real host (as sites do): to be rebased",
     2012: "fiction page redirects to another host (a link-local address): never followed",
 }
+REDIRECTING = (2101, 2104, 2105, 2106)  # hostile fiction pages that answer 302 (_elsewhere)
 REAL_HOST = "https://www.royalroad.com"
 OFF_SITE = "http://169.254.169.254/latest/meta-data/"
+PRIVATE = "http://10.0.0.1/latest/meta-data/"  # 2104's redirect
+DISCARD = "127.0.0.1:9"  # `internal` until a test starts its service: nothing listens
+CHAPTER_PADDING = 200_000  # bytes of padding in each of 2107's chapter pages, by default
 
 
 @dataclass
@@ -111,6 +118,9 @@ class FixtureSite:
         self._received: list[Received] = []
         self._revised: dict[int, content.FixtureFiction] = {}
         self.delay = 0.0
+        self.internal = DISCARD  # host:port of "the internal service" hostile pages point at
+        self.redis = "127.0.0.1:6379"  # host:port of the Redis 2110's listing links to
+        self.chapter_padding = CHAPTER_PADDING
 
     @property
     def port(self) -> int:
@@ -223,6 +233,7 @@ class FixtureSite:
             self._failures.clear()
             self._seen_429.clear()
         self.delay = 0.0
+        self.chapter_padding = CHAPTER_PADDING
         if self.routes is not None and hasattr(self.routes, "reset"):
             self.routes.reset()  # a site module's own state (e.g. error pages still to serve)
 
@@ -325,21 +336,18 @@ class _Handler(BaseHTTPRequestHandler):
         fiction = self.site.fiction(fiction_id)
         if fiction is None:
             return self._send(404, pages.not_found_page())
-        if fiction_id == 2007:
-            return self._redirect(f"/fiction/2007/{'b' if slug == 'a' else 'a'}")
-        if fiction_id == 2011 and slug != fiction.slug:
-            return self._redirect(f"{REAL_HOST}/fiction/{fiction_id}/{fiction.slug}")
-        if fiction_id == 2012:
-            return self._redirect(OFF_SITE)
-        if slug != fiction.slug:
-            return self._redirect(f"/fiction/{fiction_id}/{fiction.slug}")
+        if fiction_id in REDIRECTING:
+            return self._redirect(self._elsewhere(fiction_id), status=302)
+        location = self._fiction_redirect(fiction, slug)
+        if location is not None:
+            return self._redirect(location)
         if fiction_id == 2001:
             return self._send(200, pages.maintenance_page())
         if fiction_id == 2004:
             return self._reset()
         if fiction_id == 2008:
             time.sleep(5)
-        html = pages.fiction_page(fiction)
+        html = self._fiction_page(fiction)
         if fiction_id == 2006:
             html = html.replace("</body>", "<!--" + "x" * 20_000_000 + "--></body>")
         self._send(200, html)
@@ -353,12 +361,54 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, "<h1>Service Unavailable</h1>")
         if fiction_id == 2003 and self.site._first_time(path):
             return self._send(429, "<h1>Too Many Requests</h1>", retry_after="1")
+        if fiction_id == 2102 and chapter.position == 2:
+            port = self.site.internal.rpartition(":")[2]
+            return self._redirect(f"http://localhost:{port}/chapter", status=302)
         if chapter.locked:
             return self._send(200, pages.locked_chapter_page(fiction, chapter))
         html = pages.chapter_page(fiction, chapter, with_body=fiction_id != 2009)
         if fiction_id == 2005 and chapter.position == 2:
             return self._truncated(html)
+        if fiction_id == 2107:
+            html = html.replace("</body>", f"<!--{'x' * self.site.chapter_padding}--></body>")
         self._send(200, html)
+
+    def _fiction_redirect(self, fiction: content.FixtureFiction, slug: str | None) -> str | None:
+        """Where the fiction page redirects (301), if it does: to its slug, or misbehaving."""
+        fiction_id = fiction.fiction_id
+        if fiction_id == 2007:
+            return f"/fiction/2007/{'b' if slug == 'a' else 'a'}"
+        if fiction_id == 2011 and slug != fiction.slug:
+            return f"{REAL_HOST}/fiction/{fiction_id}/{fiction.slug}"
+        if fiction_id == 2012:
+            return OFF_SITE
+        return None if slug == fiction.slug else f"/fiction/{fiction_id}/{fiction.slug}"
+
+    def _elsewhere(self, fiction_id: int) -> str:
+        """Where a hostile fiction's page redirects (REDIRECTING)."""
+        port = self.site.internal.rpartition(":")[2]
+        return {
+            2101: f"http://{self.site.internal}/admin",
+            2104: PRIVATE,
+            2105: f"http://2130706433:{port}/",  # 127.0.0.1 as one decimal number
+            2106: f"http://[::ffff:127.0.0.1]:{port}/",
+        }[fiction_id]
+
+    def _fiction_page(self, fiction: content.FixtureFiction) -> str:
+        """The fiction page, with a hostile fiction's meta refresh or off-site chapter link."""
+        fiction_id = fiction.fiction_id
+        if fiction_id == 2103:
+            refresh = f'<meta http-equiv="refresh" content="0; url=http://{self.site.internal}/">'
+            return pages.fiction_page(fiction, extra_head=refresh)
+        link = {
+            2109: f"http://{self.site.internal}/fiction/2109/x/chapter/1/x",
+            2110: f"http://{self.site.redis}/fiction/2110/x/chapter/1/x",
+            2111: "file:///etc/passwd",
+        }.get(fiction_id)
+        if link is None:
+            return pages.fiction_page(fiction)
+        chapter = fiction.chapters[content.HOSTILE_OFFSITE_CHAPTER - 1]
+        return pages.fiction_page(fiction, links={chapter.chapter_id: link})
 
     def _send(
         self,
@@ -377,8 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _redirect(self, location: str) -> None:
-        self.send_response(301)
+    def _redirect(self, location: str, *, status: int = 301) -> None:
+        self.send_response(status)
         self.send_header("Location", location)
         self.send_header("Content-Length", "0")
         self.end_headers()
