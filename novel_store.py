@@ -13,7 +13,7 @@ Text is stored without NUL characters or lone surrogates, which PostgreSQL refus
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
@@ -25,11 +25,21 @@ from sqlalchemy.orm import Session
 from changes import Changes, StoredChapter, stored_chapters, unlisted
 from crawler.items import ChapterRecord, ChapterRef, NovelRecord
 from crawler.sites.fields import INT_MAX
+from crawler.sites.markup import http_url, is_clean, notes_are_clean
 from errors import StoreError, clean_text
 from models import Chapter, Novel
 from models.base import utcnow
 
 BATCH = 500
+# Columns whose text a reader's browser renders or follows: each must hold what the
+# adapters' sanitizer gives (crawler/sites/markup.py), or the record is refused.
+HTML_CHECKS: dict[str, Callable[[str], bool]] = {
+    "content_html": is_clean,
+    "description": is_clean,
+    "author_notes_html": notes_are_clean,
+    "notes_html": notes_are_clean,
+}
+URL_COLUMNS = frozenset({"url", "cover_url"})
 
 
 def _insert(session: Session, model: type) -> Any:
@@ -41,7 +51,9 @@ def _insert(session: Session, model: type) -> Any:
 def check_values(
     table: Table, values: dict[str, Any], *, what: str, notes: list[str] | None = None
 ) -> None:
-    """Raise StoreError if a value cannot go into its column as it is.
+    """Raise StoreError if a value cannot go into its column as it is: out of range, too
+    long, missing, or (the one guard every row passes) HTML that is not sanitized or a URL
+    that is not http(s).
 
     With `notes`, an optional text too long for its column is set to None instead, and a
     line saying so is added to `notes`.
@@ -50,6 +62,9 @@ def check_values(
         column = table.columns.get(name)
         if column is None:
             continue
+        unsafe = _unsafe(name, value)
+        if unsafe is not None:
+            raise StoreError(f"could not store {what}: {name} {unsafe}")
         problem = _problem(column.type, value, nullable=column.nullable)
         if problem is None:
             continue
@@ -58,6 +73,18 @@ def check_values(
             notes.append(f"{what}: {name} {problem}; stored as null")
             continue
         raise StoreError(f"could not store {what}: {name} {problem}")
+
+
+def _unsafe(name: str, value: Any) -> str | None:
+    """What makes a value unsafe to serve again (the value itself is never echoed)."""
+    if not isinstance(value, str):
+        return None
+    if name in URL_COLUMNS and http_url(value) is None:
+        return "is not an http(s) URL"
+    check = HTML_CHECKS.get(name)
+    if check is not None and not check(value):
+        return "is not sanitized HTML"
+    return None
 
 
 def _problem(kind: Any, value: Any, *, nullable: bool | None) -> str | None:

@@ -56,24 +56,52 @@ def supported_sites() -> str:
 
 
 def resolve(url: str, *, aliases: Mapping[str, str]) -> tuple[SiteAdapter, FictionRef]:
-    """Pick the adapter for `url` and normalize it; raise a typed error saying what is wrong."""
+    """Pick the adapter for `url` and normalize it; raise a typed error saying what is wrong.
+
+    A URL with credentials (user:password@) is refused, and no message repeats a URL
+    that holds an "@": the secret in it is never echoed, stored or sent to a site.
+    """
     url = url.strip().rstrip(TRAILING)
     try:
         parts = urlsplit(url)
         port = parts.port  # raises on a port out of range or not a number
     except ValueError as error:  # e.g. "https://[::1/..." or "host:99999"
-        raise InvalidURLError(f"{url!r} is not a valid URL: {error}") from None
+        detail = f": {error}" if "@" not in url else ""  # the port may be a password
+        raise InvalidURLError(f"{_shown(url)} is not a valid URL{detail}") from None
+    if "@" in parts.netloc:
+        raise InvalidURLError(
+            "a URL with a user name or password (user:password@host) is refused: "
+            "send the fiction's URL without them"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidURLError(f"{url!r} is not an http(s) URL")
+        raise InvalidURLError(f"{_shown(url)} is not an http(s) URL")
     host = parts.hostname.lower()
     host_port = f"{host}:{port}" if port else host
     site = aliases.get(host_port) or aliases.get(host)
     if site is not None:
-        return _adapter(site), _adapter(site).fiction_ref(url, base=f"{parts.scheme}://{host_port}")
+        return _adapter(site), _fiction(_adapter(site), url, f"{parts.scheme}://{host_port}")
     for adapter in ADAPTERS.values():
         if host in adapter.hosts:
-            return adapter, adapter.fiction_ref(url, base=f"https://{adapter.hosts[0]}")
+            return adapter, _fiction(adapter, url, f"https://{adapter.hosts[0]}")
     raise UnsupportedSiteError(f"{host} is not a supported site; supported: {supported_sites()}")
+
+
+def _shown(url: str) -> str:
+    """`url` quoted for a message, unless it holds an "@" (perhaps user:password@)."""
+    return repr(url) if "@" not in url else "this URL"
+
+
+def _fiction(adapter: SiteAdapter, url: str, base: str) -> FictionRef:
+    """adapter.fiction_ref, its error told without the URL if that holds an "@"."""
+    try:
+        return adapter.fiction_ref(url, base=base)
+    except InvalidURLError:
+        if "@" not in url:
+            raise
+        forms = ", ".join(adapter.url_patterns)
+        raise InvalidURLError(
+            f"this URL is not a {adapter.display_name} fiction URL; use {forms}"
+        ) from None
 
 
 def _adapter(site: str) -> SiteAdapter:

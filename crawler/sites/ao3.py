@@ -32,13 +32,18 @@ from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import (
     FieldNotes,
+    chapter_link,
+    decoded_path,
     inner_html,
+    invalid_url,
     parse_count,
     parse_id,
     reading_text,
     site_link,
     story_record,
 )
+from crawler.sites.markup import NOTES_SEPARATOR as NOTES_SEPARATOR
+from crawler.sites.markup import clean_html, clean_notes
 from errors import InvalidURLError, ParseError, PermanentFailure, RetryableFailure
 
 # archiveofourown.org is the archive; the others are its own short and old names, which
@@ -75,7 +80,6 @@ ERROR_HEADING = re.compile(
     r"|Server|Backend|Origin)\b|Retry later\b)",
     re.IGNORECASE,
 )
-NOTES_SEPARATOR = "\n<hr/>\n"
 # C0 controls (but tab, newline, carriage return): no HTML text holds them, and lxml
 # refuses them in text it has to rewrite (dropping a node joins its neighbours' text).
 CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -110,15 +114,14 @@ class Ao3Adapter:
     politeness = Politeness(download_delay=2.0, concurrent_requests=1)
 
     def fiction_ref(self, url: str, *, base: str) -> FictionRef:
-        try:
-            path = urlsplit(url.strip()).path
-        except ValueError:
-            path = ""
+        path = decoded_path(url)
         match = WORK_PATH.match(path)
         if match is None:
-            raise InvalidURLError(
-                f"{url} is not an AO3 work URL; use /works/<id>, "
-                "/works/<id>/chapters/<chapter id> or /collections/<collection>/works/<id>"
+            raise invalid_url(
+                url,
+                path,
+                expected="an AO3 work URL; use /works/<id>, "
+                "/works/<id>/chapters/<chapter id> or /collections/<collection>/works/<id>",
             )
         site_id = str(int(match.group("id")))  # /works/0024 is work 24
         return FictionRef(site=self.name, site_id=site_id, url=f"{base}/works/{site_id}")
@@ -321,7 +324,7 @@ def _work(page: Selector, *, title: str, site_id: str, url: str, notes: FieldNot
         url=url,
         title=title,
         author=_author(page, notes),
-        description=_description(page, notes),
+        description=_description(page, url, notes),
         cover_url=None,  # AO3 works have no cover
         tags=tuple(tag for kind in FLAT_TAG_KINDS for tag in groups[kind]),
         status=status,
@@ -337,7 +340,7 @@ def _work(page: Selector, *, title: str, site_id: str, url: str, notes: FieldNot
         chapters_planned=planned,
         site_updated_at=_updated(meta, planned, notes),
         # head notes, and the end notes when this page holds them (a one-chapter work's)
-        notes_html=_joined(_notes(page.xpath(f"{HEAD_NOTES} | {END_NOTES}"))),
+        notes_html=clean_notes(_notes(page.xpath(f"{HEAD_NOTES} | {END_NOTES}")), base=url),
     )
     # taken last: each reader above may have added a line
     return replace(novel, parse_warnings=tuple(notes.lines))
@@ -369,9 +372,9 @@ def _author(page: Selector, notes: FieldNotes) -> str | None:
     return byline or None
 
 
-def _description(page: Selector, notes: FieldNotes) -> str | None:
+def _description(page: Selector, url: str, notes: FieldNotes) -> str | None:
     summary = page.xpath(f'{WORKSKIN_PREFACE}/div[has-class("summary")]/blockquote')
-    described = inner_html(summary[0]) if summary else ""
+    described = clean_html(inner_html(summary[0]), base=url) if summary else ""
     if not described:
         notes.unread("description", "the work page has no summary")
     return described or None
@@ -452,12 +455,9 @@ def _updated(
 
 def _notes(blocks: Iterable[Selector]) -> list[str]:
     """The author's words in notes modules (their blockquotes): not the "(See the end of
-    the work for notes.)" links, nor the gift and inspiration lines AO3 writes itself."""
+    the work for notes.)" links, nor the gift and inspiration lines AO3 writes itself.
+    As the page has them: markup.clean_notes sanitizes and joins them."""
     return [html for html in (inner_html(b) for b in blocks) if html]
-
-
-def _joined(parts: list[str]) -> str | None:
-    return NOTES_SEPARATOR.join(parts) or None
 
 
 def _end_notes_page(page: Selector, site_id: str, work_url: str, notes: FieldNotes) -> Fetch | None:
@@ -479,7 +479,7 @@ def _end_notes_page(page: Selector, site_id: str, work_url: str, notes: FieldNot
 def _linked_chapter(base: str, link: str, site_id: str) -> str | None:
     """The chapter id in a link "/chapters/<id>" or "/works/<this work>/chapters/<id>"."""
     address = site_link(base, link, hosts=HOSTS)
-    path = _path(address) if address else ""
+    path = decoded_path(address) if address else ""
     short, full = SHORT_CHAPTER_PATH.match(path), CHAPTER_PATH.match(path)
     if full and parse_id(full.group("work")) != site_id:
         return None
@@ -492,8 +492,8 @@ def _with_end_notes(page: Selector, novel: NovelRecord) -> NovelRecord:
     if not end_notes:
         warning = "work end notes not read: the last chapter's page has none; not stored"
         return replace(novel, parse_warnings=(*novel.parse_warnings, warning))
-    head = [novel.notes_html] if novel.notes_html else []
-    return replace(novel, notes_html=_joined([*head, *end_notes]))
+    head = [novel.notes_html] if novel.notes_html else []  # sanitized, joined: kept so
+    return replace(novel, notes_html=clean_notes([*head, *end_notes], base=novel.url))
 
 
 # --- the chapter index ----------------------------------------------------------------
@@ -521,7 +521,7 @@ class ChapterIndex:
     def __init__(self, url: str, site_id: str) -> None:
         self.url, self.site_id = url, site_id
         self.seen: set[str] = set()
-        self.skipped = self.off_site = self.doubled = self.undated = self.unnumbered = 0
+        self.skipped = self.doubled = self.undated = self.unnumbered = 0
 
     def read(self, rows: SelectorList[Selector]) -> list[ChapterRef]:
         refs: list[ChapterRef] = []
@@ -543,12 +543,11 @@ class ChapterIndex:
         return refs
 
     def _target(self, href: str | None) -> tuple[str | None, str | None]:
-        """The chapter id and its canonical URL, for a link to a chapter of this work."""
-        address = site_link(self.url, href, hosts=HOSTS) if href else None
+        """The chapter id and its canonical URL, for a link to a chapter of this work;
+        RefusedURLError for a link off the fiction's site."""
+        address = chapter_link(self.url, href, hosts=HOSTS) if href else None
         chapter_id = _chapter_id(address, self.site_id) if address else None
-        if href and address is None:
-            self.off_site += 1
-        elif chapter_id is None:
+        if chapter_id is None:
             self.skipped += 1
         elif chapter_id in self.seen:
             self.doubled += 1
@@ -571,7 +570,6 @@ class ChapterIndex:
         notes.chapters(
             (
                 (self.skipped, "listed without a link to a chapter of this work: skipped"),
-                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
                 (self.doubled, "listed twice: the first listing kept"),
                 (self.undated, "published_at not read; stored as null"),
                 (self.unnumbered, "listed without their 'N. ' number: title kept as listed"),
@@ -585,7 +583,7 @@ class ChapterIndex:
 
 def _chapter_id(address: str, site_id: str) -> str | None:
     """The id in a chapter URL of this work (/works/<site_id>/chapters/<id>), or None."""
-    match = CHAPTER_PATH.match(_path(address))
+    match = CHAPTER_PATH.match(decoded_path(address))
     if match is None or parse_id(match.group("work")) != site_id:
         return None
     return parse_id(match.group("id"))
@@ -610,7 +608,7 @@ def _chapter(blocks: dict[str, Selector], ref: ChapterRef, url: str) -> ChapterR
         raise ParseError(f"{url} has no text for chapter {ref.site_chapter_id} ({ref.url})")
     # summary, head notes, end notes: the chapter's preface groups, before and after
     notes = _notes(block.xpath('./div[has-class("preface")]//div[has-class("module")]/blockquote'))
-    return _record(ref, body[0], _joined(notes))
+    return _record(ref, body[0], notes)
 
 
 def _single_chapter(page: Selector, ref: ChapterRef) -> ChapterRecord:
@@ -619,10 +617,10 @@ def _single_chapter(page: Selector, ref: ChapterRef) -> ChapterRecord:
     body = page.xpath('//div[@id="chapters"]/div[has-class("userstuff")]')
     if not body:
         raise ParseError(f"the AO3 work page for {ref.url} has no chapter text")
-    return _record(ref, body[0], None)
+    return _record(ref, body[0], [])
 
 
-def _record(ref: ChapterRef, body: Selector, notes: str | None) -> ChapterRecord:
+def _record(ref: ChapterRef, body: Selector, notes: list[str]) -> ChapterRecord:
     # "Chapter Text" headings and template comments ("<!-- end cache -->") are the site's:
     # AO3 strips comments from what authors post, so none in the text is the author's.
     for node in body.xpath('./h3[has-class("landmark")] | .//comment()'):

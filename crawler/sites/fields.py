@@ -12,12 +12,15 @@ import math
 import re
 from collections.abc import Collection, Iterable
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from lxml import etree
+from lxml import html as lxml_html
 from parsel import Selector
 
 from crawler.items import ChapterRecord, ChapterRef
+from crawler.sites.markup import clean_html, clean_notes
+from errors import InvalidURLError, RefusedURLError
 
 INT_MAX = 2**31 - 1  # the largest value of an INTEGER column (PostgreSQL's int4)
 
@@ -68,6 +71,34 @@ def parse_id(raw: object) -> str | None:
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         return None
     return str(int(text))
+
+
+# A digit of another script: Arabic-Indic, full-width (U+FF10-FF19), Devanagari ... (\d in
+# Python's re matches every decimal digit; [0-9] only the ASCII ones).
+FOREIGN_DIGIT = re.compile(r"(?![0-9])\d")
+
+
+def decoded_path(url: str) -> str:
+    """The path of `url` as the site reads it, percent-escapes decoded (/%31%32 is /12)."""
+    try:
+        return unquote(urlsplit(url.strip()).path)
+    except ValueError:
+        return ""
+
+
+def invalid_url(url: str, path: str, *, expected: str) -> InvalidURLError:
+    """The error for a URL whose path names no fiction: "<url> is not <expected>", or,
+    when the path writes a number in other digits than ASCII 0-9, that. Ids are ASCII
+    digits: a site does not read "/fiction/١٢" as fiction 12, so such a URL is refused,
+    not normalized."""
+    foreign = FOREIGN_DIGIT.search(path)
+    if foreign is None:
+        return InvalidURLError(f"{url} is not {expected}")
+    digit = foreign.group()
+    return InvalidURLError(
+        f"{url} is not {expected}: ids are written in ASCII digits (0-9), "
+        f"not {digit!r} (U+{ord(digit):04X})"
+    )
 
 
 # Elements that break a line where they start and end; every other element is inline, and
@@ -157,6 +188,26 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
     return urlunsplit((origin.scheme, origin.netloc, joined.path or "/", joined.query, ""))
 
 
+OFF_SITE = "not on the fiction's site"
+
+
+def chapter_link(base: str, link: str, *, hosts: Collection[str]) -> str:
+    """A chapter link of a listing as site_link makes it; RefusedURLError for a link off
+    the fiction's site (another host or port, file:, javascript:, no URL at all): a listed
+    chapter the crawl will not fetch means the novel cannot be stored whole."""
+    url = site_link(base, link, hosts=hosts)
+    if url is None:
+        raise RefusedURLError(_absolute(base, link), OFF_SITE)
+    return url
+
+
+def _absolute(base: str, link: str) -> str:
+    try:
+        return urljoin(base, link.strip())
+    except ValueError:
+        return link.strip()
+
+
 # A word: letters or digits, with inner apostrophes or hyphens ("don't", "well-known").
 WORD = re.compile(r"\w+(?:['\u2019-]\w+)*")
 
@@ -168,12 +219,21 @@ def inner_html(node: Selector) -> str:
     return html[start:end].strip() if 0 < start <= end else ""
 
 
+def count_words(html: str) -> int:
+    """The words of an HTML fragment as a reader reads them (see reading_text)."""
+    if not html.strip():
+        return 0
+    return len(WORD.findall(reading_text(lxml_html.fragment_fromstring(html, create_parent="div"))))
+
+
 def story_record(
-    ref: ChapterRef, story: Selector, *, notes: str | None, title: str | None = None
+    ref: ChapterRef, story: Selector, *, notes: Iterable[str], title: str | None = None
 ) -> ChapterRecord:
     """The record of a chapter whose story element is `story` (already stripped of what is
-    not story text): its inner HTML, its words as a reader reads them, their hash."""
-    content = inner_html(story)
+    not story text) and whose author notes are `notes`: the story's inner HTML and the
+    notes sanitized (markup.clean_html), then the words of that HTML as a reader reads
+    them and its hash, so that the hash describes the text stored."""
+    content = clean_html(inner_html(story), base=ref.url)
     return ChapterRecord(
         site_chapter_id=ref.site_chapter_id,
         url=ref.url,
@@ -182,7 +242,7 @@ def story_record(
         volume=ref.volume,
         published_at=ref.published_at,
         content_html=content,
-        author_notes_html=notes,
-        word_count=len(WORD.findall(reading_text(story.root))),
+        author_notes_html=clean_notes(notes, base=ref.url),
+        word_count=count_words(content),
         content_hash=hashlib.sha256(content.encode("utf-8")).hexdigest(),
     )

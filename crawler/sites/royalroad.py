@@ -21,14 +21,17 @@ from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import (
     INT_MAX,
     FieldNotes,
+    chapter_link,
+    decoded_path,
     inner_html,
+    invalid_url,
     parse_count,
     parse_id,
     parse_number,
-    site_link,
     story_record,
 )
-from errors import InvalidURLError, ParseError
+from crawler.sites.markup import clean_html, http_url
+from errors import ParseError
 
 # Ids are at most 18 ASCII digits: the site's are 6-7, and a longer one is not a fiction
 # anyone has. ([0-9], not \d: \d also matches other scripts' digits.)
@@ -40,7 +43,6 @@ STATUSES = {"completed", "ongoing", "hiatus", "stub", "dropped", "inactive"}
 HIDDEN_RULE = re.compile(r"\.([A-Za-z_][\w-]*)\s*\{[^}]*display\s*:\s*none", re.IGNORECASE)
 WINDOW_ARRAY = r"window\.{name}\s*=\s*(?=\[)"
 JSON = json.JSONDecoder()
-NOTES_SEPARATOR = "\n<hr/>\n"
 # The "Pages" popover: "This story would be 2,845 pages long as a published paperback
 # book. This is an estimate based on an average of 275 words per page, calculated from
 # 782,406 words." Only a count followed by "words" (and not "words per ...") is the
@@ -63,11 +65,14 @@ class RoyalRoadAdapter:
     politeness = Politeness(download_delay=0.5, concurrent_requests=4)
 
     def fiction_ref(self, url: str, *, base: str) -> FictionRef:
-        match = FICTION_PATH.match(urlsplit(url.strip()).path)
+        path = decoded_path(url)
+        match = FICTION_PATH.match(path)
         if match is None:
-            raise InvalidURLError(
-                f"{url} is not a Royal Road fiction URL; use /fiction/<id>[/<slug>] "
-                "or a chapter URL /fiction/<id>/<slug>/chapter/<chapter id>/<slug>"
+            raise invalid_url(
+                url,
+                path,
+                expected="a Royal Road fiction URL; use /fiction/<id>[/<slug>] "
+                "or a chapter URL /fiction/<id>/<slug>/chapter/<chapter id>/<slug>",
             )
         site_id = str(int(match.group("id")))  # /fiction/0024 is fiction 24
         return FictionRef(site=self.name, site_id=site_id, url=f"{base}/fiction/{site_id}")
@@ -111,7 +116,7 @@ class RoyalRoadAdapter:
             url=url,
             title=title,
             author=_author(page, book, notes),
-            description=_description(page, book, notes),
+            description=_description(page, book, url, notes),
             cover_url=_cover(page, book, url, notes),
             tags=_tags(page, book, notes),
             status=_status(page, notes),
@@ -132,7 +137,7 @@ class RoyalRoadAdapter:
         notes = _author_notes(page)  # before the body is stripped: a note may sit inside it
         title = ref.title or _text(page.css(".fic-header h1"))
         story = _strip(body[0], _hidden_classes(page))
-        return story_record(ref, story, notes=notes, title=title)
+        return story_record(ref, story, notes=notes, title=title)  # sanitized there
 
 
 ADAPTER = RoyalRoadAdapter()
@@ -172,14 +177,14 @@ def _author(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | No
     return author or None
 
 
-def _description(page: Selector, book: dict[str, Any], notes: FieldNotes) -> str | None:
+def _description(page: Selector, book: dict[str, Any], url: str, notes: FieldNotes) -> str | None:
     node = page.css(".fiction-info .description .hidden-content")
     if node:
-        return inner_html(node[0]) or None
+        return clean_html(inner_html(node[0]), base=url) or None
     # og:description is cut short ("(...)"): a wrong value; the JSON-LD one is whole.
     described = book.get("description")
     if isinstance(described, str) and described.strip():
-        return described.strip()
+        return clean_html(described.strip(), base=url) or None
     notes.unread("description", "no description block or JSON-LD description")
     return None
 
@@ -341,7 +346,7 @@ class Listing:
     def __init__(self, url: str, volumes: dict[str, str], notes: FieldNotes) -> None:
         self.url, self.volumes, self.notes = url, volumes, notes
         self.undated = self.untitled = self.no_volume = self.skipped = 0
-        self.doubled = self.off_site = 0
+        self.doubled = 0
         self.seen: set[str] = set()
 
     def from_script(self, entries: list[dict[str, Any]]) -> list[ChapterRef]:
@@ -352,7 +357,7 @@ class Listing:
             chapter_url = self._link(link) if isinstance(link, str) and link else None
             if chapter_id is None and chapter_url is not None:
                 chapter_id = _chapter_id(chapter_url)
-            if not self._new(chapter_id, link, chapter_url):
+            if not self._new(chapter_id):
                 continue
             assert chapter_id is not None
             date = entry.get("date")
@@ -374,8 +379,8 @@ class Listing:
         for row in rows:
             link = row.xpath("@data-url").get() or ""  # .attrib fails on odd attribute names
             chapter_url = self._link(link)
-            chapter_id = _chapter_id(chapter_url) if chapter_url else None
-            if not self._new(chapter_id, link, chapter_url):
+            chapter_id = _chapter_id(chapter_url)
+            if not self._new(chapter_id):
                 continue
             assert chapter_id is not None and chapter_url is not None
             refs.append(
@@ -390,14 +395,13 @@ class Listing:
             )
         return refs
 
-    def _link(self, link: str) -> str | None:
-        return site_link(self.url, link, hosts=RoyalRoadAdapter.hosts)
+    def _link(self, link: str) -> str:
+        """The chapter's URL; RefusedURLError for a link off the fiction's site."""
+        return chapter_link(self.url, link, hosts=RoyalRoadAdapter.hosts)
 
-    def _new(self, chapter_id: str | None, link: object, chapter_url: str | None) -> bool:
-        """Whether an entry is a chapter to list: an id, on this site, not listed before."""
-        if link and chapter_url is None:
-            self.off_site += 1
-        elif chapter_id is None:
+    def _new(self, chapter_id: str | None) -> bool:
+        """Whether an entry is a chapter to list: an id, not listed before."""
+        if chapter_id is None:
             self.skipped += 1
         elif chapter_id in self.seen:
             self.doubled += 1
@@ -426,7 +430,6 @@ class Listing:
         self.notes.chapters(
             (
                 (self.skipped, "listed without a chapter id: skipped"),
-                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
                 (self.doubled, "listed twice: the first listing kept"),
                 (self.untitled, "without a title"),
                 (self.undated, "published_at not read; stored as null"),
@@ -446,18 +449,17 @@ def _basename(url: str) -> str:
 
 
 def _cover_url(base: str, src: str) -> str | None:
-    """An image may live on any host (the site's CDN): any http(s) URL, as the page has it."""
+    """An image may live on any host (the site's CDN): any http(s) URL, as the page has it
+    (javascript:, data: and the like are no cover)."""
     try:
         joined = urljoin(base, src)
-        parts = urlsplit(joined)
-        _ = parts.port  # raises on a port that is no port
     except ValueError:  # e.g. "http://[abc/": no URL at all
         return None
-    return joined if parts.scheme in ("http", "https") and parts.hostname else None
+    return http_url(joined)
 
 
 def _chapter_id(url: str) -> str | None:
-    match = CHAPTER_ID.search(urlsplit(url).path)
+    match = CHAPTER_ID.search(decoded_path(url))  # other digits than 0-9: no id
     return parse_id(match.group("id")) if match else None
 
 
@@ -504,10 +506,9 @@ def _strip(body: Selector, hidden: set[str]) -> Selector:
     return body
 
 
-def _author_notes(page: Selector) -> str | None:
-    notes = [
+def _author_notes(page: Selector) -> list[str]:
+    """Each note's markup, as the page has it (story_record sanitizes and joins them)."""
+    return [
         inner_html(n.css(".author-note")[0]) if n.css(".author-note") else inner_html(n)
         for n in page.css("div.portlet.author-note-portlet")
     ]
-    notes = [n for n in notes if n]
-    return NOTES_SEPARATOR.join(notes) if notes else None

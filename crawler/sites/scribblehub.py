@@ -15,7 +15,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from parsel import Selector, SelectorList
 
@@ -23,7 +23,10 @@ from crawler.items import ChapterRecord, ChapterRef, FictionRef, NovelRecord
 from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import (
     FieldNotes,
+    chapter_link,
+    decoded_path,
     inner_html,
+    invalid_url,
     parse_count,
     parse_id,
     parse_number,
@@ -31,7 +34,8 @@ from crawler.sites.fields import (
     story_record,
 )
 from crawler.sites.fields import site_link as _site_link
-from errors import InvalidURLError, ParseError, RetryableFailure
+from crawler.sites.markup import clean_html, http_url
+from errors import ParseError, RetryableFailure
 
 HOSTS = ("www.scribblehub.com", "scribblehub.com")
 # Ids are at most 18 ASCII digits ([0-9], not \d: \d also matches other scripts' digits).
@@ -55,7 +59,6 @@ SITE_DATE = re.compile(
 RELATIVE = re.compile(r"\bago$|^(?:just now|yesterday|today)$", re.IGNORECASE)
 RATINGS = re.compile(r"(?P<count>[0-9][0-9,]*)\s+ratings?\b", re.IGNORECASE)
 SCALE = 5.0  # the site rates out of five stars
-NOTES_SEPARATOR = "\n<hr/>\n"
 # What the site's own pages always have; an error page has none of it. The strings are a
 # shortcut: most pages are real, and need not be parsed twice.
 SITE_MARKUP = "div.fic_title, div#chp_raw, ol.toc_ol, li.toc_w"
@@ -90,9 +93,11 @@ class ScribbleHubAdapter:
     def fiction_ref(self, url: str, *, base: str) -> FictionRef:
         site_id = _series_id(url)
         if site_id is None:
-            raise InvalidURLError(
-                f"{url} is not a Scribble Hub series URL; use /series/<id>/<slug>/ "
-                "or a chapter URL /read/<id>-<slug>/chapter/<chapter id>/"
+            raise invalid_url(
+                url,
+                decoded_path(url),
+                expected="a Scribble Hub series URL; use /series/<id>/<slug>/ "
+                "or a chapter URL /read/<id>-<slug>/chapter/<chapter id>/",
             )
         return FictionRef(site=self.name, site_id=site_id, url=f"{base}/series/{site_id}/")
 
@@ -134,10 +139,7 @@ ADAPTER = ScribbleHubAdapter()
 
 
 def _series_id(url: str) -> str | None:
-    try:
-        path = urlsplit(url.strip()).path
-    except ValueError:
-        return None
+    path = decoded_path(url)
     match = SERIES_PATH.match(path) or READ_PATH.match(path)
     return parse_id(match.group("id")) if match else None
 
@@ -188,7 +190,7 @@ def _series(html: str, url: str) -> tuple[NovelRecord, int | None]:
         url=url,
         title=title,
         author=_author(page, notes),
-        description=_description(page, notes),
+        description=_description(page, url, notes),
         cover_url=_cover(page, url, notes),
         tags=genres + tags,
         tag_groups=tuple(
@@ -226,12 +228,12 @@ def _author(page: Selector, notes: FieldNotes) -> str | None:
     return author or None
 
 
-def _description(page: Selector, notes: FieldNotes) -> str | None:
+def _description(page: Selector, url: str, notes: FieldNotes) -> str | None:
     node = page.css("div.wi_fic_desc")
     if not node:
         notes.unread("description", "no synopsis block on the page")
         return None
-    return inner_html(node[0]) or None
+    return clean_html(inner_html(node[0]), base=url) or None
 
 
 def _cover(page: Selector, url: str, notes: FieldNotes) -> str | None:
@@ -371,7 +373,7 @@ class Listing:
 
     def __init__(self, url: str, series_id: str, notes: FieldNotes) -> None:
         self.url, self.series_id, self.notes = url, series_id, notes
-        self.off_site = self.skipped = self.elsewhere = self.doubled = 0
+        self.skipped = self.elsewhere = self.doubled = 0
         self.untitled = self.relative = self.undated = 0
 
     def read(self, entries: SelectorList[Selector]) -> list[ChapterRef]:
@@ -399,13 +401,12 @@ class Listing:
         return refs
 
     def _link(self, entry: Selector) -> tuple[str, str] | None:
-        """The chapter's id and URL, if the entry links to a chapter of this series."""
+        """The chapter's id and URL, if the entry links to a chapter of this series;
+        RefusedURLError for a link off the fiction's site."""
         href = entry.css("a.toc_a::attr(href)").get()
-        chapter_url = site_link(self.url, href) if href else None
-        match = READ_PATH.match(urlsplit(chapter_url).path) if chapter_url else None
-        if href and chapter_url is None:
-            self.off_site += 1
-        elif match is None:
+        chapter_url = chapter_link(self.url, href, hosts=HOSTS) if href else None
+        match = READ_PATH.match(decoded_path(chapter_url)) if chapter_url else None
+        if match is None:
             self.skipped += 1
         elif parse_id(match.group("id")) != self.series_id:
             self.elsewhere += 1
@@ -434,7 +435,6 @@ class Listing:
         self.notes.chapters(
             (
                 (self.skipped, "listed without a chapter link: skipped"),
-                (self.off_site, "linked to another site or not by an http(s) URL: skipped"),
                 (self.elsewhere, "linked to another series: skipped"),
                 (self.doubled, "listed twice: the first listing kept"),
                 (self.untitled, "without a title in the table of contents"),
@@ -494,14 +494,13 @@ def _chapter(html: str, ref: ChapterRef) -> ChapterRecord:
     return story_record(ref, story, notes=notes, title=title)
 
 
-def _author_notes(body: Selector) -> str | None:
+def _author_notes(body: Selector) -> list[str]:
     """Each note's text (`.wi_authornotes_body`), without the author's avatar and name."""
     notes = []
     for note in body.css("div.wi_authornotes"):
         inner = note.css(".wi_authornotes_body")
         notes.append(inner_html(inner[0]) if inner else inner_html(note))
-    notes = [n for n in notes if n]
-    return NOTES_SEPARATOR.join(notes) if notes else None
+    return notes  # story_record sanitizes and joins them
 
 
 def _strip(body: Selector) -> Selector:
@@ -525,11 +524,9 @@ def _texts(nodes: SelectorList[Selector]) -> list[str]:
 
 def _absolute(base: str, link: str) -> str | None:
     """`link` made absolute on `base`, if it is an http(s) URL (any host: covers are on
-    the site's CDN)."""
+    the site's CDN; javascript:, data: and the like are no cover)."""
     try:
         joined = urljoin(base, link)
-        parts = urlsplit(joined)
-        _ = parts.port  # raises on a port that is no number
     except ValueError:
         return None
-    return joined if parts.scheme in ("http", "https") and parts.hostname else None
+    return http_url(joined)

@@ -171,3 +171,75 @@ def test_a_chapter_listed_twice_is_refused_in_words() -> None:
     chapters = _records(novel)
     with pytest.raises(StoreError, match="a chapter id is listed twice"):
         _save(novel, [*chapters, chapters[0]])
+
+
+# --- what is served again: sanitized HTML, http(s) URLs (novel_store's one guard) --------
+
+UNSAFE_NOVELS = [
+    ({"cover_url": "javascript:alert(1)"}, "novel: cover_url is not an http(s) URL"),
+    ({"cover_url": "data:image/png;base64,AAAA"}, "novel: cover_url is not an http(s) URL"),
+    ({"url": "file:///etc/passwd"}, "novel: url is not an http(s) URL"),
+    ({"description": '<p onclick="steal()">Hi</p>'}, "novel: description is not sanitized HTML"),
+    (
+        {"notes_html": "<p>a</p>\n<hr/>\n<script>x()</script>"},
+        "novel: notes_html is not sanitized HTML",
+    ),
+]
+
+
+@pytest.mark.usefixtures("database")
+@pytest.mark.parametrize(("change", "message"), UNSAFE_NOVELS)
+def test_a_novel_with_unsafe_markup_or_url_never_reaches_a_row(
+    change: dict[str, str], message: str
+) -> None:
+    novel = replace(_novel(), **change)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as refused:
+        _save(novel, _records(novel))
+    assert str(refused.value) == f"could not store {message}"
+    assert counts() == (0, 0, 0)
+
+
+UNSAFE_CHAPTERS = [
+    ({"url": "javascript:alert(1)"}, "url is not an http(s) URL"),
+    (
+        {"content_html": '<p>x</p><iframe src="https://evil.example/"></iframe>'},
+        "content_html is not sanitized HTML",
+    ),
+    ({"content_html": '<p class="cnZmY2">x</p>'}, "content_html is not sanitized HTML"),
+    ({"content_html": '<a href="/relative">x</a>'}, "content_html is not sanitized HTML"),
+    (
+        {"author_notes_html": '<img src="x" onerror="alert(1)">'},
+        "author_notes_html is not sanitized HTML",
+    ),
+]
+
+
+@pytest.mark.usefixtures("database")
+@pytest.mark.parametrize(("change", "message"), UNSAFE_CHAPTERS)
+def test_a_chapter_with_unsafe_markup_or_url_never_reaches_a_row(
+    change: dict[str, str], message: str
+) -> None:
+    novel = _novel()
+    chapters = _records(novel)
+    chapters[1] = replace(chapters[1], **change)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as refused:
+        _save(novel, chapters)
+    assert str(refused.value) == f"could not store chapter 7002: {message}"
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.usefixtures("database")
+def test_sanitized_markup_with_links_images_and_notes_is_stored_as_it_is() -> None:
+    content = (
+        '<p style="text-align:center">* * *</p><p><a href="https://example.org/" '
+        'rel="noopener noreferrer nofollow">a link</a><img src="https://example.org/a.png" '
+        'alt="art"></p><div class="spoiler-new" data-caption="Spoiler">hidden</div>'
+    )
+    notes = "<p>before</p>\n<hr/>\n<p>after</p>"
+    novel = _novel()
+    chapters = _records(novel)
+    chapters[0] = replace(chapters[0], content_html=content, author_notes_html=notes)
+    _save(novel, chapters)
+    with session_scope() as session:
+        stored = session.query(Chapter).filter_by(site_chapter_id="7001").one()
+        assert (stored.content_html, stored.author_notes_html) == (content, notes)

@@ -25,7 +25,7 @@ from crawler.sites import ao3 as adapter_module
 from crawler.sites.ao3 import ADAPTER
 from crawler.sites.base import Fetch, ListingStep, Politeness
 from crawler.sites.fields import WORD
-from errors import InvalidURLError, ParseError, PermanentFailure, RetryableFailure
+from errors import InvalidURLError, ParseError, PermanentFailure, RefusedURLError, RetryableFailure
 from tests.fixture_site import ao3 as site
 from tests.fixture_site.answer import Asked
 
@@ -702,14 +702,10 @@ def read_index(html: str, known: NovelRecord | None = None) -> NovelRecord:
     return novel
 
 
-def test_index_rows_off_the_site_doubled_or_of_another_work_are_skipped_and_counted() -> None:
+def test_index_rows_doubled_or_of_another_work_are_skipped_and_counted() -> None:
     w = fixture_work(site.NORMAL)
     ids = [c.chapter_id for c in w.chapters]
     html = site.navigate_page(w)
-    html = html.replace(
-        f'href="/works/7001/chapters/{ids[1]}"',
-        f'href="https://elsewhere.invalid/works/7001/chapters/{ids[1]}"',
-    )
     html = html.replace(
         f'href="/works/7001/chapters/{ids[2]}"', f'href="/works/7002/chapters/{ids[2]}"'
     )
@@ -718,14 +714,52 @@ def test_index_rows_off_the_site_doubled_or_of_another_work_are_skipped_and_coun
     )
     html = html.replace(f"({w.chapters[0].published_at.date().isoformat()})", "(2024-13-01)")
     novel = read_index(html)
-    assert [c.site_chapter_id for c in novel.chapters] == [str(ids[0])]
+    assert [c.site_chapter_id for c in novel.chapters] == [str(ids[0]), str(ids[1])]
     assert novel.chapters[0].published_at is None
-    assert novel.parse_warnings[-4:] == (
+    assert novel.parse_warnings[-3:] == (
         "1 chapters listed without a link to a chapter of this work: skipped",
-        "1 chapters linked to another site or not by an http(s) URL: skipped",
         "1 chapters listed twice: the first listing kept",
         "1 chapters published_at not read; stored as null",
     )
+
+
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [
+        ("https://elsewhere.invalid/works/7001/chapters/{id}", None),
+        ("http://169.254.169.254/works/7001/chapters/{id}", None),
+        (
+            "//elsewhere.invalid/works/7001/chapters/{id}",
+            "http://elsewhere.invalid/works/7001/chapters/{id}",  # on the page's scheme
+        ),
+        ("javascript:alert(1)//works/7001/chapters/{id}", None),
+        ("file:///etc/passwd", None),
+    ],
+)
+def test_an_index_row_off_the_site_ends_the_listing_naming_it(link: str, named: str | None) -> None:
+    w = fixture_work(site.NORMAL)
+    chapter_id = w.chapters[1].chapter_id
+    link = link.format(id=chapter_id)
+    html = site.navigate_page(w).replace(
+        f'href="/works/7001/chapters/{chapter_id}"', f'href="{link}"'
+    )
+    with pytest.raises(RefusedURLError) as refused:
+        read_index(html)
+    expected = named.format(id=chapter_id) if named else link
+    assert (refused.value.url, refused.value.reason) == (expected, "not on the fiction's site")
+
+
+def test_an_index_row_on_another_ao3_host_is_rebased() -> None:
+    w = fixture_work(site.NORMAL)
+    chapter_id = w.chapters[1].chapter_id
+    html = site.navigate_page(w).replace(
+        f'href="/works/7001/chapters/{chapter_id}"',
+        f'href="https://ao3.org/works/7001/chapters/{chapter_id}"',
+    )
+    novel = read_index(html)
+    assert [c.site_chapter_id for c in novel.chapters] == [str(c.chapter_id) for c in w.chapters]
+    assert novel.chapters[1].url.endswith(f"/works/7001/chapters/{chapter_id}")
+    assert "ao3.org" not in novel.chapters[1].url
 
 
 def test_an_index_title_without_its_number_is_kept_as_listed_and_said() -> None:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crawler.sites.royalroad import ADAPTER
-from errors import ParseError
+from errors import ParseError, RefusedURLError
 from tests.fixture_site import content, pages
 
 BASE = "http://fixture.test"
@@ -67,27 +67,63 @@ def test_a_chapter_listed_twice_is_kept_once() -> None:
     assert novel.parse_warnings == ("1 chapters listed twice: the first listing kept",)
 
 
+OFF_SITE_LINKS = [
+    ("http://169.254.169.254/fiction/1/x/chapter/9/y", None),
+    ("https://elsewhere.invalid/fiction/1002/x/chapter/9/y", None),
+    ("http://fixture.test:6379/fiction/1002/x/chapter/9/y", None),  # the host, another port
+    (
+        "//elsewhere.invalid/fiction/1002/x/chapter/9/y",
+        "http://elsewhere.invalid/fiction/1002/x/chapter/9/y",
+    ),
+    ("javascript:alert(1)//chapter/9", None),
+    ("file:///etc/passwd#/chapter/9", None),
+    ("http://[abc/chapter/9", None),
+]
+
+
+@pytest.mark.parametrize(("link", "named"), OFF_SITE_LINKS)
+def test_a_chapter_link_off_the_site_ends_the_listing_naming_it(
+    link: str, named: str | None
+) -> None:
+    """A listed chapter the crawl will not fetch: the novel cannot be whole, so no record."""
+    html, url = _page(1002)
+    entries = _script_entries(html)
+    entries[1] = {**entries[1], "url": link}
+    with pytest.raises(RefusedURLError) as refused:
+        ADAPTER.parse_fiction(_with_entries(html, entries), url)
+    assert (refused.value.url, refused.value.reason) == (named or link, "not on the fiction's site")
+    assert str(refused.value).startswith(f"refused {(named or link)[:18]}")
+    assert refused.value.retryable is False
+
+
+@pytest.mark.parametrize(("link", "named"), OFF_SITE_LINKS)
+def test_a_chapter_row_off_the_site_ends_the_listing_naming_it(
+    link: str, named: str | None
+) -> None:
+    html, url = _page(1002)
+    html = html.replace("window.chapters = [", "window.unused = [", 1)  # the table alone
+    row = html.index('data-url="', html.index('class="chapter-row')) + len('data-url="')
+    html = html[:row] + link.replace('"', "&quot;") + html[html.index('"', row) :]
+    with pytest.raises(RefusedURLError, match="not on the fiction's site"):
+        ADAPTER.parse_fiction(html, url)
+
+
 @pytest.mark.parametrize(
     "link",
     [
-        "http://169.254.169.254/fiction/1/x/chapter/9/y",
-        "https://elsewhere.invalid/fiction/1002/x/chapter/9/y",
-        "http://fixture.test:6379/fiction/1002/x/chapter/9/y",
-        "javascript:alert(1)//chapter/9",
-        "file:///etc/passwd#/chapter/9",
-        "http://[abc/chapter/9",
+        "https://www.royalroad.com/fiction/1002/x/chapter/9/y",
+        "http://royalroad.com/fiction/1002/x/chapter/9/y",
+        "https://www.royalroad.com:8443/fiction/1002/x/chapter/9/y",
     ],
 )
-def test_a_chapter_link_off_the_site_is_not_listed(link: str) -> None:
+def test_a_chapter_link_to_the_real_host_is_rebased_on_the_page_it_came_from(link: str) -> None:
     html, url = _page(1002)
     entries = _script_entries(html)
-    entries[0] = {**entries[0], "url": link}
+    entries[1] = {**entries[1], "url": link}
     novel = ADAPTER.parse_fiction(_with_entries(html, entries), url)
-    assert len(novel.chapters) == 4
+    assert novel.chapters[1].url == f"{BASE}/fiction/1002/x/chapter/9/y"
     assert all(c.url.startswith(f"{BASE}/fiction/1002/") for c in novel.chapters)
-    assert novel.parse_warnings == (
-        "1 chapters linked to another site or not by an http(s) URL: skipped",
-    )
+    assert len(novel.chapters) == 5 and novel.parse_warnings == ()
 
 
 @pytest.mark.parametrize(
@@ -177,3 +213,23 @@ def test_an_attribute_name_with_a_control_character_is_not_a_crash() -> None:
     html = (html[:start] + html[end:]).replace('<tr style="cursor: pointer"', '<tr \x1fx="1"', 1)
     novel = ADAPTER.parse_fiction(html, url)
     assert len(novel.chapters) == 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [("0024", "24"), (24, "24"), ("\u0662\u0664", None), ("\uff12\uff14", None), (True, None)],
+)
+def test_a_script_chapter_id_is_canonical_ascii_or_read_from_its_link(
+    raw: object, stored: str | None
+) -> None:
+    """An id in other digits is no id: the entry's link gives it in ASCII, or it is skipped."""
+    html, url = _page(1002)
+    entries = _script_entries(html)
+    entries[0] = {**entries[0], "id": raw, "url": "/fiction/1002/x/chapter/0031/c"}
+    entries[1] = {**entries[1], "id": None, "url": "/fiction/1002/x/chapter/\u0663\u0662/c"}
+    novel = ADAPTER.parse_fiction(_with_entries(html, entries), url)
+    by_url = {c.url.rsplit("/chapter/", 1)[1]: c.site_chapter_id for c in novel.chapters}
+    assert by_url["0031/c"] == (stored or "31")
+    # the second entry has neither an id nor one in ASCII digits in its link: skipped
+    assert len(novel.chapters) == 4
+    assert novel.parse_warnings == ("1 chapters listed without a chapter id: skipped",)

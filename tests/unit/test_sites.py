@@ -6,7 +6,7 @@ import pytest
 
 from config import Settings
 from crawler import sites
-from errors import UnsupportedSiteError
+from errors import InvalidURLError, UnsupportedSiteError
 
 
 def test_every_site_module_is_a_site() -> None:
@@ -78,3 +78,77 @@ def test_a_site_s_own_delay_wins_over_the_delay_for_every_site() -> None:
 def test_an_unknown_host_is_unsupported_with_the_list() -> None:
     with pytest.raises(UnsupportedSiteError, match="Scribble Hub"):
         sites.resolve("https://example.invalid/works/1", aliases={})
+
+
+# --- credentials: refused, never echoed ---------------------------------------------------
+
+SECRET = "hunter2secret"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://reader:{SECRET}@www.royalroad.com/fiction/12",
+        f"https://{SECRET}@www.scribblehub.com/series/12/x/",
+        f"https://:{SECRET}@archiveofourown.org/works/12",
+        f"http://reader:{SECRET}@127.0.0.1:9/fiction/12",
+        f"ftp://reader:{SECRET}@www.royalroad.com/fiction/12",
+        f"https:reader:{SECRET}@www.royalroad.com/fiction/12",
+        f"https://reader:{SECRET}@[::1/fiction/12",
+        f"https://reader:{SECRET}/x@www.royalroad.com/fiction/12",
+        f"https://www.royalroad.com/nofiction?next=reader:{SECRET}@x",
+        f"https://{SECRET}:pw@example.invalid/works/1",
+    ],
+)
+def test_a_url_with_credentials_is_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises((InvalidURLError, UnsupportedSiteError)) as refused:
+        sites.resolve(url, aliases={"127.0.0.1:9": "royalroad"})
+    assert SECRET not in str(refused.value) and "reader" not in str(refused.value)
+
+
+def test_userinfo_is_refused_with_a_message_that_says_so() -> None:
+    with pytest.raises(InvalidURLError, match=r"user name or password .* refused"):
+        sites.resolve(f"https://reader:{SECRET}@www.royalroad.com/fiction/12", aliases={})
+
+
+# --- ids: ASCII digits, canonical -----------------------------------------------------------
+
+CANONICAL = [
+    ("https://www.royalroad.com/fiction/024", "https://www.royalroad.com/fiction/24"),
+    ("https://www.royalroad.com/fiction/0024/slug", "https://www.royalroad.com/fiction/24"),
+    ("https://www.royalroad.com/fiction/%32%34", "https://www.royalroad.com/fiction/24"),
+    (
+        "https://www.royalroad.com/fiction/0024/s/chapter/0099/c",
+        "https://www.royalroad.com/fiction/24",
+    ),
+    ("https://www.scribblehub.com/series/024/x/", "https://www.scribblehub.com/series/24/"),
+    (
+        "https://www.scribblehub.com/read/0024-x/chapter/07/",
+        "https://www.scribblehub.com/series/24/",
+    ),
+    ("https://archiveofourown.org/works/0024", "https://archiveofourown.org/works/24"),
+    ("https://archiveofourown.org/works/024/chapters/007", "https://archiveofourown.org/works/24"),
+]
+
+
+@pytest.mark.parametrize(("url", "canonical"), CANONICAL)
+def test_leading_zeros_and_escapes_name_the_same_fiction(url: str, canonical: str) -> None:
+    assert sites.resolve(url, aliases={})[1].url == canonical
+
+
+FOREIGN = [
+    "https://www.royalroad.com/fiction/\u0661\u0662",  # Arabic-Indic 12
+    "https://www.royalroad.com/fiction/\uff11\uff12/slug",  # full-width 12
+    "https://www.royalroad.com/fiction/%D9%A1%D9%A2",  # Arabic-Indic, percent-escaped
+    "https://www.scribblehub.com/series/\u0661\u0662/x/",
+    "https://www.scribblehub.com/read/\uff11\uff12-x/chapter/3/",
+    "https://archiveofourown.org/works/\u0661\u0662",
+    "https://archiveofourown.org/works/12/chapters/\uff13",
+    "https://archiveofourown.org/works/\u0967\u0968",  # Devanagari 12
+]
+
+
+@pytest.mark.parametrize("url", FOREIGN)
+def test_ids_in_other_digits_are_refused_saying_so(url: str) -> None:
+    with pytest.raises(InvalidURLError, match=r"ids are written in ASCII digits \(0-9\)"):
+        sites.resolve(url, aliases={})
