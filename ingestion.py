@@ -391,7 +391,8 @@ def abandon(
 
 WARM_UP_NOVEL = NovelRecord(
     site="warm-up", site_id="0", url="http://warm-up.invalid/", title="", author=None,
-    description=None, cover_url=None, tags=(), status=None, word_count=None, rating=None, volumes=(), chapters=(),
+    description=None, cover_url=None, tags=(), status=None, word_count=None, rating=None,
+    volumes=(), chapters=(),
 )  # fmt: skip
 
 
