@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +14,6 @@ from sqlalchemy import func, select
 
 from db import session_scope
 from models import IngestionJob
-from tests.utils import services
 
 TEN_MB = 10 * 1024 * 1024
 KEY, OTHER_KEY = "rate-key-one-5b1d", "rate-key-two-77c3"
@@ -24,28 +22,6 @@ KEY, OTHER_KEY = "rate-key-one-5b1d", "rate-key-two-77c3"
 def _rows() -> int:
     with session_scope() as session:
         return session.execute(select(func.count(IngestionJob.id))).scalar_one()
-
-
-@pytest.fixture
-def client_with(pg_db: str) -> Iterator[Callable[..., TestClient]]:
-    """A client of an app built under these settings (API_INGEST_RATE=..., ...)."""
-    saved = dict(os.environ)
-    clients: list[TestClient] = []
-
-    def build(**env: str) -> TestClient:
-        os.environ.update(env)
-        services.clear_settings_caches()
-        from main import create_app
-
-        clients.append(TestClient(create_app()).__enter__())
-        return clients[-1]
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
-    os.environ.clear()
-    os.environ.update(saved)
-    services.clear_settings_caches()
 
 
 def _url(n: int) -> dict[str, str]:

@@ -7,7 +7,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -33,28 +33,6 @@ def _rows() -> int:
 def _status(job_id: int) -> str:
     with session_scope() as session:
         return session.get_one(IngestionJob, job_id).status
-
-
-@pytest.fixture
-def client_with(pg_db: str) -> Iterator[Callable[..., TestClient]]:
-    """A client of an app built under these settings (API_KEYS=..., ...); restored after."""
-    saved = dict(os.environ)
-    clients: list[TestClient] = []
-
-    def build(**env: str) -> TestClient:
-        os.environ.update(env)
-        services.clear_settings_caches()
-        from main import create_app
-
-        clients.append(TestClient(create_app()).__enter__())
-        return clients[-1]
-
-    yield build
-    for client in clients:
-        client.__exit__(None, None, None)
-    os.environ.clear()
-    os.environ.update(saved)
-    services.clear_settings_caches()
 
 
 @pytest.fixture
