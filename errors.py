@@ -112,7 +112,7 @@ _ERRNO = re.compile(r"\[(?:Errno|WinError) -?\d+\]\s*")
 # bare absolute path of two or more parts (never the path of a URL: "//" or a host
 # precedes that one).
 _QUOTED_PATH = re.compile(r"""(?::\s*)?(['"])/[^'"]*\1""")
-_BARE_PATH = re.compile(r"(?<![\w.:/~%-])/(?:[^\s/'\"]+/)+[^\s/'\"]*")
+_BARE_PATH = re.compile(r"(?<![\w.:/~%#?=&-])/(?:[^\s/'\"]+/)+[^\s/'\"]*")
 
 
 def clean_text(text: str) -> str:

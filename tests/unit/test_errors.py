@@ -260,3 +260,10 @@ def test_logs_lose_credentials_in_messages_arguments_and_tracebacks(
     assert "connecting to redis://127.0.0.1:6379/0" in written
     assert "ValueError: bad URL postgresql+psycopg2://db/novel" in written
     assert "hunter2" not in written
+
+
+def test_a_url_fragment_or_query_is_no_local_path() -> None:
+    assert safe_message("refused file:///etc/passwd#/chapter/9: no") == (
+        "refused file:///etc/passwd#/chapter/9: no"
+    )
+    assert safe_message("see https://h/a?x=/b/c&y=/d/e") == "see https://h/a?x=/b/c&y=/d/e"
