@@ -10,6 +10,7 @@ import logging
 import re
 import socket
 import ssl
+from collections.abc import Mapping
 
 from redis.exceptions import AuthenticationError as RedisAuthError
 from redis.exceptions import NoPermissionError as RedisNoPermission
@@ -126,11 +127,12 @@ def redact(text: str) -> str:
 
 
 def safe_message(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
-    """One line a user may read: no URL credentials, no errno, no local paths, whitespace
-    folded, at most `limit` characters."""
+    """One line a user may read: no URL credentials, no errno, no quoted local paths (an
+    OSError's), whitespace folded, at most `limit` characters. The bare paths an
+    exception's text may name go too where that text is read (short_error, _describe):
+    not here, where "/fiction/<id>" is the service's own hint."""
     text = _ERRNO.sub("", redact(clean_text(text)))
-    text = _BARE_PATH.sub("<local path>", _QUOTED_PATH.sub("", text))
-    text = " ".join(text.split())
+    text = " ".join(_QUOTED_PATH.sub("", text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -221,12 +223,17 @@ def short_error(error: BaseException) -> str:
     inner = error.orig if isinstance(error, DBAPIError) else error
     lines = str(inner).strip().splitlines()
     line = _QUOTED_VALUE.sub("", lines[0]) if lines else ""
-    return safe_message(line or type(inner).__name__, limit=200)
+    return safe_message(_without_paths(line or type(inner).__name__), limit=200)
+
+
+def _without_paths(text: str) -> str:
+    """An exception's text without the local paths it names."""
+    return _BARE_PATH.sub("<local path>", text)
 
 
 def _describe(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
-    detail = safe_message(lines[0], limit=200) if lines else ""
+    detail = safe_message(_without_paths(lines[0]), limit=200) if lines else ""
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
@@ -239,7 +246,11 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: logging reports it itself
             return True
-        record.msg, record.args = redact(message), None
+        if message == str(record.msg) or not isinstance(record.args, tuple | dict):
+            record.msg, record.args = redact(message), None
+        else:  # formatters that read the arguments themselves (uvicorn's access log)
+            record.msg = redact(str(record.msg))
+            record.args = _redacted_args(record.args)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -247,6 +258,14 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def _redacted_args(
+    args: tuple[object, ...] | Mapping[str, object],
+) -> tuple[object, ...] | dict[str, object]:
+    if isinstance(args, tuple):
+        return tuple(redact(a) if isinstance(a, str) else a for a in args)
+    return {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
 
 
 def redact_logs(logger: logging.Logger | None = None) -> None:

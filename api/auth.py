@@ -107,7 +107,11 @@ def is_cross_site(request: Request) -> bool:
     if origin is None:
         return False
     own = request.headers.get("host", "").lower()
-    return origin == "null" or urlsplit(origin.lower()).netloc != own
+    try:
+        netloc = urlsplit(origin.lower()).netloc
+    except ValueError:  # "http://[": no origin anyone serves
+        return True
+    return origin == "null" or netloc != own
 
 
 def is_json(content_type: str | None) -> bool:

@@ -75,7 +75,8 @@ def check(caller: str, *, rate: str, redis_url: str) -> None:
 
 
 def ingest_quota(caller: WriteAccess, settings: SettingsDep) -> Caller:
-    """POST /ingest's dependency: the write checks, then the caller's rate."""
+    """POST /ingest's and POST /novels/{id}/refresh's dependency: the write checks, then
+    the caller's rate (one budget for both: each is a crawl of a site)."""
     check(caller.identity, rate=settings.api_ingest_rate, redis_url=settings.redis_url)
     return caller
 

@@ -73,6 +73,9 @@ def scrapy_settings(settings: Settings) -> dict[str, Any]:
         "LOGSTATS_INTERVAL": 0,
         "LOG_LEVEL": "WARNING",
         "COOKIES_ENABLED": False,
+        # A proxy (http_proxy in the environment) would make the connect-time address
+        # check apply to the proxy, not to the site: the crawler connects directly.
+        "HTTPPROXY_ENABLED": False,
         # Scrapy reads each generator callback's source (inspect + tokenize + ast) per
         # crawl to warn about `return value` in generators: ~5 ms per job for a check
         # that ruff and the tests already make of our one spider.

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 import jobs
 import novels
 from api import openapi
-from api.auth import READ, WRITE
+from api.auth import READ
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
 from api.routes.ingest import accepted
 from api.schemas import (
@@ -22,6 +22,7 @@ from api.schemas import (
     Page,
     RefreshRequest,
 )
+from api.throttle import QUOTA
 
 router = APIRouter(prefix="/novels", tags=["novels"])
 
@@ -100,9 +101,9 @@ def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> Chapte
     response_model=IngestAccepted,
     responses={
         200: {"model": IngestAccepted, "description": "an active job for this novel exists"},
-        **openapi.errors(*openapi.WRITE_ERRORS, 404),
+        **openapi.errors(*openapi.WRITE_ERRORS, 404, 429),
     },
-    dependencies=[WRITE],
+    dependencies=[QUOTA],
 )
 def refresh_novel(
     novel_id: RowId,

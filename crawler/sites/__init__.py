@@ -77,7 +77,9 @@ def resolve(url: str, *, aliases: Mapping[str, str]) -> tuple[SiteAdapter, Ficti
         raise InvalidURLError(f"{_shown(url)} is not an http(s) URL")
     host = parts.hostname.lower()
     host_port = f"{host}:{port}" if port else host
-    site = aliases.get(host_port) or aliases.get(host)
+    site = aliases.get(host_port)
+    if site is None and port in (None, 80, 443):  # an alias without a port: 80, 443 only
+        site = aliases.get(host)
     if site is not None:
         return _adapter(site), _fiction(_adapter(site), url, f"{parts.scheme}://{host_port}")
     for adapter in ADAPTERS.values():

@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import nh3
 
+from errors import clean_text
+
 NOTES_SEPARATOR = "\n<hr/>\n"  # between notes: a sanitized part never holds "<hr/>"
 LINK_REL = "noopener noreferrer nofollow"
 URL_SCHEMES = frozenset({"http", "https", "mailto"})  # src: http(s) only, see _attribute
@@ -118,7 +120,7 @@ def _cleaner(base: str | None) -> nh3.Cleaner:
 
 def _once(cleaner: nh3.Cleaner, html: str) -> str:
     # U+00A0 as the character, as lxml writes it: the same text, the same hash as before
-    return cleaner.clean(html).replace("&nbsp;", "\xa0")
+    return cleaner.clean(clean_text(html)).replace("&nbsp;", "\xa0")
 
 
 def clean_html(html: str, *, base: str | None) -> str:

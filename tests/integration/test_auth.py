@@ -174,6 +174,7 @@ def test_a_cross_site_form_post_cannot_submit(api: TestClient) -> None:
         {"Origin": "null"},
         {"Origin": "http://testserver.evil.example"},
         {"Origin": "http://testserver:8001"},
+        {"Origin": "http://["},  # no URL at all: refused, not a 500
     ],
 )
 def test_any_cross_site_sign_refuses_a_write(api: TestClient, headers: dict) -> None:
@@ -265,7 +266,7 @@ def test_openapi_documents_every_error_with_the_one_error_body(api: TestClient) 
         "POST /jobs/{job_id}/cancel": {"403", "404", "409", "413", "415", "422", "503"},
         "GET /jobs/{job_id}": {"404", "413", "422", "503"},
         "GET /novels/{novel_id}/chapters/{position}": {"404", "413", "422", "503"},
-        "POST /novels/{novel_id}/refresh": {"403", "404", "413", "415", "422", "503"},
+        "POST /novels/{novel_id}/refresh": {"403", "404", "413", "415", "422", "429", "503"},
     }
     operations = _operations(document)
     for name, codes in expected.items():

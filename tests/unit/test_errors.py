@@ -16,6 +16,7 @@ from errors import (
     MESSAGE_LIMIT,
     ParseError,
     PermanentFailure,
+    RedactingFilter,
     RetryableFailure,
     StoreError,
     classify,
@@ -129,7 +130,11 @@ def test_the_service_s_own_failures_pass_through() -> None:
             "could not fetch file:///etc/shadow.bak: No such file or directory",
         ),
         ('[Errno 13] Permission denied: "/srv/novels/data"', "Permission denied"),
-        ("cannot open /var/lib/novel-ingest/novels.db now", "cannot open <local path> now"),
+        # the service's own hints name paths: they stay
+        (
+            "not a Royal Road fiction URL; use /fiction/<id>[/<slug>] or a chapter URL",
+            "not a Royal Road fiction URL; use /fiction/<id>[/<slug>] or a chapter URL",
+        ),
         # the paths of URLs, and fractions, are no local paths
         (
             "site answered HTTP 404/410 for https://h/fiction/1/a-b",
@@ -267,3 +272,21 @@ def test_a_url_fragment_or_query_is_no_local_path() -> None:
         "refused file:///etc/passwd#/chapter/9: no"
     )
     assert safe_message("see https://h/a?x=/b/c&y=/d/e") == "see https://h/a?x=/b/c&y=/d/e"
+
+
+def test_an_exception_names_no_local_path() -> None:
+    error = OSError("cannot open /var/lib/novel-ingest/novels.db now")
+    assert short_error(error) == "cannot open <local path> now"
+    assert str(classify(ValueError("bad /srv/x/y.txt"), doing="parse")) == (
+        "internal error while trying to parse: ValueError: bad <local path>"
+    )
+
+
+def test_the_redacting_filter_keeps_arguments_for_formatters_that_read_them() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s"',
+        ("127.0.0.1", "GET", "/x?u=redis://:sekrit@h/0"), None,
+    )  # fmt: skip
+    assert RedactingFilter().filter(record)
+    assert record.args == ("127.0.0.1", "GET", "/x?u=redis://h/0")
+    assert "sekrit" not in record.getMessage()

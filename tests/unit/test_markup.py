@@ -99,3 +99,7 @@ def test_notes_are_cleaned_part_by_part_and_keep_their_separator() -> None:
 )
 def test_only_absolute_http_urls_are_urls_to_store(url: str, kept: bool) -> None:
     assert (http_url(url) == url) is kept
+
+
+def test_a_lone_surrogate_is_no_crash() -> None:
+    assert clean_html("<p>broken \ud83d emoji</p>", base=None) == "<p>broken ? emoji</p>"

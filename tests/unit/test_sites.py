@@ -152,3 +152,11 @@ FOREIGN = [
 def test_ids_in_other_digits_are_refused_saying_so(url: str) -> None:
     with pytest.raises(InvalidURLError, match=r"ids are written in ASCII digits \(0-9\)"):
         sites.resolve(url, aliases={})
+
+
+def test_an_alias_without_a_port_covers_the_default_ports_only() -> None:
+    aliases = {"mirror.example": "royalroad"}
+    adapter, ref = sites.resolve("http://mirror.example/fiction/7", aliases=aliases)
+    assert (adapter.name, ref.url) == ("royalroad", "http://mirror.example/fiction/7")
+    with pytest.raises(UnsupportedSiteError):
+        sites.resolve("http://mirror.example:6379/fiction/7", aliases=aliases)
