@@ -11,6 +11,9 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The names an open API (no API_KEYS) answers to unless API_ALLOWED_HOSTS says otherwise.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1")
+
 
 class Settings(BaseSettings):
     # An empty variable (`CRAWLER_DOWNLOAD_DELAY=`) means unset: the default applies.
@@ -36,6 +39,12 @@ class Settings(BaseSettings):
     )
     api_ingest_rate: str = Field(
         default="", description="per-key limit on POST /ingest, e.g. '60/minute'; empty: none"
+    )
+    api_allowed_hosts: str = Field(
+        default="",
+        description="comma list of Host names the API answers (* any); empty: any with"
+        " API_KEYS, else localhost and 127.0.0.1 (a page of another site re-pointed at this"
+        " host by DNS must not reach an open API)",
     )
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1, description="larger bodies: 413")
 
@@ -140,6 +149,13 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(filter(None, (k.strip() for k in self.api_keys.split(","))))
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        named = [h.strip().lower() for h in self.api_allowed_hosts.split(",") if h.strip()]
+        if named:
+            return named
+        return ["*"] if self.api_key_list else list(LOOPBACK_NAMES)
 
     @property
     def site_aliases(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from api import binding, errors, openapi, throttle
 from api.middleware import BodyLimit, SecurityHeaders
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app, settings)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    # Starlette's own check of the Host header: with no keys, only loopback names
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders)  # outermost: a 413 carries the headers too
     return app
 

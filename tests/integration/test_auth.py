@@ -348,3 +348,20 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_open_api_answers_loopback_names_only(pg_db: str) -> None:
+    """DNS rebinding: a page of evil.example, re-pointed at 127.0.0.1, sends Host evil.example."""
+    from config import Settings
+    from main import create_app
+
+    app = create_app(Settings(api_allowed_hosts="", api_keys=""))
+    with TestClient(app, base_url="http://evil.example:8000") as rebound:
+        assert rebound.post("/ingest", json={"url": URL}).status_code == 400
+        assert rebound.get("/jobs").status_code == 400
+    with TestClient(app, base_url="http://127.0.0.1:8000") as local:
+        assert local.get("/jobs").status_code == 200
+    assert _rows() == 0
+    keyed = create_app(Settings(api_allowed_hosts="", api_keys=KEY))
+    with TestClient(keyed, base_url="http://api.example:8000") as client:
+        assert client.get("/jobs").status_code == 200  # keys guard it: any name
