@@ -66,9 +66,11 @@ def test_a_horse_killed_mid_crawl_is_resumed_from_the_pages_it_kept(
     asked_first_run = sum(r.at < killed + 0.5 for r in fixture_site.requests(chapters))
     # Every page was kept but those in flight at the kill: requested and not yet answered,
     # answered and not yet read off the socket, or read and waiting for the spool's writer
-    # (it gathers pages for spool.LINGER, 20 ms: here 4 pages at most).
+    # (it gathers pages for spool.LINGER, 20 ms; on a loaded machine it may lag, by at
+    # most the spool's bounded queue). The retry fetches exactly these again (below).
     lost = asked_first_run - kept
-    assert 0 <= lost <= 3 * concurrency, (kept, asked_first_run)
+    assert kept > 0, asked_first_run
+    assert 0 <= lost <= spool.QUEUED_MAX + 3 * concurrency, (kept, asked_first_run)
     assert job["status"] == "done", worker.log()
     assert job["attempts"] == 2
     asked = [r.path for r in fixture_site.requests(chapters)]
