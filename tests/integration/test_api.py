@@ -48,6 +48,21 @@ def test_same_fiction_twice_returns_the_active_job(api: TestClient, redis_conn: 
     assert redis_conn.llen(QUEUE_KEY) == 1
 
 
+def test_one_fiction_is_one_job_whatever_digits_the_url_uses(
+    api: TestClient, redis_conn: Redis
+) -> None:
+    first = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/24"})
+    assert first.status_code == 202
+    for url in ("/fiction/024", "/fiction/0024", "/fiction/%32%34/slug"):
+        again = api.post("/ingest", json={"url": f"https://www.royalroad.com{url}"})
+        assert (again.status_code, again.json()["job_id"]) == (200, first.json()["job_id"])
+    for digits in ("\u0661\u0662", "\uff11\uff12"):  # Arabic-Indic, full-width: refused
+        refused = api.post("/ingest", json={"url": f"https://www.royalroad.com/fiction/{digits}"})
+        assert refused.status_code == 422, refused.json()
+    assert _rows() == 1
+    assert redis_conn.llen(QUEUE_KEY) == 1
+
+
 @pytest.mark.parametrize(
     ("payload", "needle"),
     [
