@@ -205,7 +205,7 @@ ADAPTER = Ao3Adapter()
 
 
 def _parsed(html: str) -> Selector:
-    return Selector(text=CONTROLS.sub("", html))
+    return Selector(text=CONTROLS.sub("", html), type="html")
 
 
 def _text(nodes: SelectorList[Selector]) -> str:

@@ -99,7 +99,7 @@ class RoyalRoadAdapter:
         return [self.parse_chapter(html, ref) for ref in fetch.refs]
 
     def parse_fiction(self, html: str, url: str) -> NovelRecord:
-        page = Selector(text=html)
+        page = Selector(text=html, type="html")
         title = _text(page.css(".fic-header h1"))
         if not title:
             raise ParseError(f"{url} is not a Royal Road fiction page: it has no fiction title")
@@ -130,7 +130,7 @@ class RoyalRoadAdapter:
         )
 
     def parse_chapter(self, html: str, ref: ChapterRef) -> ChapterRecord:
-        page = Selector(text=html)
+        page = Selector(text=html, type="html")
         body = page.css("div.chapter-inner.chapter-content")
         if not body:
             raise ParseError(f"chapter page {ref.url} has no chapter text")

@@ -151,7 +151,7 @@ def _error_page(html: str) -> str | None:
     """What error page this is ("Cloudflare's browser check", ...), or None for a page."""
     if any(sign in html for sign in SITE_STRINGS):
         return None
-    page = Selector(text=html or "<html></html>")
+    page = Selector(text=html or "<html></html>", type="html")
     if page.css(SITE_MARKUP):
         return None
     title = _text(page.css("title"))
@@ -173,7 +173,7 @@ def _error_page(html: str) -> str | None:
 
 def _series(html: str, url: str) -> tuple[NovelRecord, int | None]:
     """The novel without chapters, and the chapter count the page states."""
-    page = Selector(text=html)
+    page = Selector(text=html, type="html")
     title = _text(page.css("div.fic_title"))
     if not title:
         raise ParseError(f"{url} is not a Scribble Hub series page: it has no series title")
@@ -341,7 +341,7 @@ def _expected(label: str) -> int | None:
 
 
 def _whole_novel(html: str, url: str, known: NovelRecord, expected: int | None) -> NovelRecord:
-    page = Selector(text=html)
+    page = Selector(text=html, type="html")
     entries = page.css("li.toc_w")
     if not entries and not page.css("ol.toc_ol") and expected != 0:
         raise ParseError(f"{url}: the table of contents of series {known.site_id} lists nothing")
@@ -481,7 +481,7 @@ def _site_date(raw: str) -> datetime | None:
 
 
 def _chapter(html: str, ref: ChapterRef) -> ChapterRecord:
-    page = Selector(text=html)
+    page = Selector(text=html, type="html")
     body = page.css("div#chp_raw")
     if not body:
         raise ParseError(f"chapter page {ref.url} has no chapter text")

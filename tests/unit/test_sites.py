@@ -6,7 +6,13 @@ import pytest
 
 from config import Settings
 from crawler import sites
-from errors import InvalidURLError, UnsupportedSiteError
+from errors import (
+    InvalidURLError,
+    ParseError,
+    PermanentFailure,
+    RetryableFailure,
+    UnsupportedSiteError,
+)
 
 
 def test_every_site_module_is_a_site() -> None:
@@ -160,3 +166,17 @@ def test_an_alias_without_a_port_covers_the_default_ports_only() -> None:
     assert (adapter.name, ref.url) == ("royalroad", "http://mirror.example/fiction/7")
     with pytest.raises(UnsupportedSiteError):
         sites.resolve("http://mirror.example:6379/fiction/7", aliases=aliases)
+
+
+@pytest.mark.parametrize("body", ["[]", '{"a": 1}', "1", "null", '"x"'])
+@pytest.mark.parametrize("name", ["royalroad", "scribblehub", "ao3"])
+def test_a_body_that_is_json_is_read_as_a_page_not_a_crash(name: str, body: str) -> None:
+    """parsel takes text that parses as JSON for a JSON document; every adapter reads HTML."""
+    adapter = sites.ADAPTERS[name]
+    _, ref = sites.resolve(adapter.example_url, aliases={})
+    fetch = adapter.first_fetch(ref)
+    try:
+        adapter.check_page(body, fetch.url)
+        adapter.read_listing(body, fetch.url, fetch, None)
+    except (ParseError, PermanentFailure, RetryableFailure):
+        pass
