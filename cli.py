@@ -270,7 +270,12 @@ def dashboard() -> None:
     """Serve rq-dashboard (queues, jobs, workers) on DASHBOARD_HOST:DASHBOARD_PORT."""
     settings = get_settings()
     argv = [sys.executable, "-m", "rq_dashboard"]
-    argv += ["--bind", settings.dashboard_host, "--port", str(settings.dashboard_port)]
+    argv += [
+        "--bind",
+        settings.dashboard_host or "127.0.0.1",
+        "--port",
+        str(settings.dashboard_port),
+    ]
     os.execve(sys.executable, argv, dashboard_environment(settings, os.environ))
 
 

@@ -62,10 +62,36 @@ class Settings(BaseSettings):
     reconcile_interval: int = Field(default=15, ge=1, description="seconds between passes")
     stuck_grace: int = Field(default=30, ge=1, description="seconds before a lost job is retried")
     worker_heartbeat: int = Field(default=5, ge=1, description="seconds between worker checks")
+    worker_reconcile: bool = Field(
+        default=True,
+        description="workers run the reconciler's pass (one at a time, under a Redis lock);"
+        " false: only `cli.py reconcile --loop` does",
+    )
+    reconcile_lock_ttl: int = Field(
+        default=60, ge=5, description="seconds a dead pass holder keeps the lock at most"
+    )
+    job_retention: int = Field(
+        default=30 * 86400,
+        ge=0,
+        description="seconds `cli.py purge` keeps ended job rows by default",
+    )
+
+    # --- callbacks -----------------------------------------------------------------------
+    callback_secret: str = Field(
+        default="", description="set: callbacks carry an HMAC-SHA256 signature of the body"
+    )
+    callback_attempts: int = Field(default=5, ge=1, description="deliveries of one callback")
+    callback_backoff: float = Field(
+        default=5.0, ge=0, description="first wait before a failed callback is sent again"
+    )
+    callback_timeout: float = Field(default=10.0, gt=0, description="seconds per delivery")
 
     # --- dashboard -----------------------------------------------------------------------
-    dashboard_host: str = "127.0.0.1"
+    # Unset: 127.0.0.1 without DASHBOARD_USERNAME/PASSWORD, else 0.0.0.0.
+    dashboard_host: str | None = None
     dashboard_port: int = 9181
+    dashboard_username: str = ""
+    dashboard_password: str = ""
 
     # --- crawler -------------------------------------------------------------------------
     crawler_concurrent_requests: int = 16
@@ -129,6 +155,12 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    log_format: str = Field(
+        default="text", pattern="^(text|json)$", description="json: one JSON object per line"
+    )
+    export_cache_dir: str = Field(
+        default="data/exports", description="built EPUB files, kept until the novel changes"
+    )
     fault_injection: str = Field(
         default="",
         description="tests only: 'kill-after-commit' kills the API between commit and enqueue",

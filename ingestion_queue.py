@@ -100,6 +100,55 @@ def queues(settings: Settings | None = None) -> list[Queue]:
     return [queue_for(priority, settings) for priority in SERVING_ORDER]
 
 
+def callback_queue(settings: Settings | None = None) -> Queue:
+    """`<QUEUE_NAME>-callbacks`: deliveries of callback_url POSTs (callback.py); workers
+    serve it before the ingestion queues (a delivery is one short request)."""
+    settings = settings or get_settings()
+    return Queue(
+        f"{settings.queue_name}-callbacks",
+        connection=redis_connection(settings),
+        default_timeout=int(settings.callback_timeout) + 30,
+    )
+
+
+def callback_rq_id(job_id: int) -> str:
+    return f"callback-{job_id}"
+
+
+def enqueue_callback(job_id: int, *, settings: Settings | None = None) -> bool:
+    """Queue the delivery of a job's callback unless one is waiting or running already
+    (RQ id `callback-<row id>`). Failed deliveries are retried by RQ with backoff
+    (CALLBACK_ATTEMPTS, CALLBACK_BACKOFF doubling): a callback's attempts are its own,
+    apart from the ingestion's. True if queued now."""
+    settings = settings or get_settings()
+    connection = redis_connection(settings)
+    rq_id = callback_rq_id(job_id)
+    try:
+        with suppress(NoSuchJobError, InvalidJobOperation):
+            job = Job.fetch(rq_id, connection=connection)
+            if job.get_status() in LIVE:
+                return False
+            job.delete()
+        intervals = [
+            math.ceil(settings.callback_backoff * 2**n) for n in range(settings.callback_attempts)
+        ]
+        retry = (
+            Retry(max=settings.callback_attempts - 1, interval=intervals) if intervals[1:] else None
+        )
+        callback_queue(settings).enqueue(
+            "callback.deliver",
+            job_id,
+            job_id=rq_id,
+            retry=retry,
+            result_ttl=settings.result_ttl,
+            failure_ttl=settings.failure_ttl,
+            description=f"callback of ingest job {job_id}",
+        )
+    except RedisError as error:
+        raise unavailable(error) from error
+    return True
+
+
 def get_queue(settings: Settings | None = None) -> Queue:
     """The normal-priority queue (QUEUE_NAME)."""
     return queue_for(Priority.NORMAL, settings)

@@ -1,5 +1,5 @@
-"""`python worker.py`: one forking RQ worker on the three ingestion queues, with RQ's
-scheduler.
+"""`python worker.py`: one forking RQ worker on the three ingestion queues (and the
+callback deliveries' queue, served first), with RQ's scheduler.
 
 The worker listens on `<QUEUE_NAME>-high`, `<QUEUE_NAME>` and `<QUEUE_NAME>-low`, in that
 order: RQ's own dequeue (one atomic pop over the three lists) takes a high-priority job
@@ -37,6 +37,7 @@ from errors import redact_logs
 from ingestion_queue import (
     REDIS_RECONNECT_MAX,
     IngestionWorker,
+    callback_queue,
     queues,
     redis_connection,
 )
@@ -170,7 +171,8 @@ def build_worker(name: str | None = None) -> IngestionWorker:
     # RQ refuses a name whose previous owner died without deregistering (SIGKILL, OOM)
     # until its key expires; a fresh suffix per start lets a supervisor restart it at once.
     unique = f"{name}.{uuid.uuid4().hex[:6]}" if name else None
-    return IngestionWorker(queues(settings), connection=redis_connection(settings), name=unique)
+    every = [callback_queue(settings), *queues(settings)]  # callbacks: one short request each
+    return IngestionWorker(every, connection=redis_connection(settings), name=unique)
 
 
 def _work(args: argparse.Namespace) -> IngestionWorker:
