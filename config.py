@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="first wait before a failed callback is sent again"
     )
     callback_timeout: float = Field(default=10.0, gt=0, description="seconds per delivery")
+    callback_allowed_hosts: str = Field(
+        default="",
+        description="comma list of host[:port] a callback may reach although they resolve to"
+        " loopback or private addresses (a receiver inside the operator's network)",
+    )
 
     # --- dashboard -----------------------------------------------------------------------
     # Unset: 127.0.0.1 without DASHBOARD_USERNAME/PASSWORD, else 0.0.0.0.
