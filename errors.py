@@ -91,6 +91,14 @@ class JobCancelled(IngestFailure):
     """Raised inside a job when its row was cancelled while it ran."""
 
 
+CANCELLED_BY_USER = "cancelled by user"  # the error_message of a row a user cancelled
+
+
+class JobFailed(IngestError):
+    """Raised by the RQ job function when its row ended ERROR, so that RQ records a
+    failure; the message is the row's error_message."""
+
+
 class StoreError(PermanentFailure):
     """Raised when the database refuses a record (a value out of range, a broken key).
 

@@ -16,6 +16,8 @@ from itertools import chain
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+import logs
+import metrics
 from changes import Changes, StoredChapter, UpdatePlan, stored_chapters
 from config import Settings, get_settings
 from crawler import sites
@@ -62,34 +64,51 @@ def _claim(job_id: int) -> tuple[str | None, IngestionJob | None]:
 def run_ingestion(
     job_id: int, *, settings: Settings, fatal: tuple[type[BaseException], ...] = ()
 ) -> Outcome:
-    """Run one job. Exceptions of the `fatal` types (the queue's own timeout) propagate."""
-    started = time.monotonic()
-    run_id, job = _claim(job_id)
-    if run_id is None or job is None:
-        log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
-        return Outcome(status=None)
-    run = Run(
-        job_id,
-        run_id,
-        job.attempts,
-        settings,
-        started,
-        fatal,
-        full=job.full,
-        allow_removals=job.allow_removals,
-    )
+    """Run one job. Exceptions of the `fatal` types (the queue's own timeout) propagate.
+
+    Its log lines carry the job's id, site and phase (logs.job_context); its figures are
+    recorded once, at its end (metrics.record_run)."""
+    with logs.job_context(job_id=job_id, phase="claim"):
+        started = time.monotonic()
+        run_id, job = _claim(job_id)
+        if run_id is None or job is None:
+            log.info("job %s is not queued; a duplicate or late run does nothing", job_id)
+            return Outcome(status=None)
+        logs.bind(site=job.site)
+        run = Run(
+            job_id,
+            run_id,
+            job.attempts,
+            settings,
+            started,
+            fatal,
+            full=job.full,
+            allow_removals=job.allow_removals,
+            figures=metrics.RunFigures(site=job.site, started=started),
+        )
+        try:
+            outcome = _settled(run, job.source_url)
+        except fatal:  # the queue's timeout: the queue settles the row as ERROR
+            run.record(Outcome(status=JobStatus.ERROR))
+            raise
+        run.record(outcome)
+        return outcome
+
+
+def _settled(run: Run, source_url: str) -> Outcome:
+    """What the run ended in, its failures settled (retry or ERROR)."""
     try:
-        return run.execute(job.source_url)
+        return run.execute(source_url)
     except RunLost:
-        log.info("job %s: run %s lost its job (cancelled or taken over)", job_id, run_id)
+        log.info("job %s: run %s lost its job (cancelled or taken over)", run.job_id, run.run_id)
         return Outcome(status=None)
     except IngestFailure as failure:
         return run.fail(failure)
-    except fatal:
+    except run.fatal:
         raise
     except Exception as error:  # an outage is retried, a bug is not; the trace is logged
-        log.exception("job %s: unexpected error", job_id)
-        return run.fail(classify(error, doing=f"ingest {job.source_url}"))
+        log.exception("job %s: unexpected error", run.job_id)
+        return run.fail(classify(error, doing=f"ingest {source_url}"))
 
 
 @dataclass
@@ -102,11 +121,23 @@ class Run:
     fatal: tuple[type[BaseException], ...] = ()  # the queue's own: never classified here
     full: bool = False  # refetch every chapter, not only what the listing shows changed
     allow_removals: bool = False  # UPDATE_REMOVAL_LIMIT waived for this job
+    figures: metrics.RunFigures = field(default_factory=lambda: metrics.RunFigures(site="-"))
+
+    def enter(self, phase: str) -> None:
+        """The run moves to `phase` (crawl, parse, save): timed, and on its log lines."""
+        self.figures.enter(phase)
+        logs.bind(phase=phase)
+
+    def record(self, outcome: Outcome) -> None:
+        retried = outcome.retry_in is not None
+        label = metrics.outcome_of(outcome.status, retried=retried)
+        metrics.record_run(self.figures, outcome=label, settings=self.settings)
 
     def deadline(self) -> float:
         return self.settings.job_timeout - (time.monotonic() - self.started)
 
     def execute(self, source_url: str) -> Outcome:
+        self.enter("crawl")
         try:
             adapter, ref = sites.resolve(source_url, aliases=self.settings.site_aliases)
         except IngestError as error:  # e.g. an alias the API had and this worker lacks
@@ -122,12 +153,14 @@ class Run:
             spool.close()
             raise
         marks.append(time.monotonic())
+        self.enter("parse")
         assert fetched.novel is not None
         self.move(JobStatus.PARSING, message=_fetched_message(fetched))
         parsed = parse_spool(
             adapter, fetched, spool, budget=self.settings.records_in_memory, fatal=self.fatal
         )
         marks.append(time.monotonic())
+        self.enter("save")
         self.move(JobStatus.SAVING, message=f"{len(parsed.chapter_ids)} chapters parsed")
         try:
             changes = self._save(fetched.novel, plan, spool, parsed)
@@ -165,6 +198,7 @@ class Run:
             timeout=self.deadline(),
         )
         listener.flush()
+        self.figures.add_crawl(result.stats)
         if result.failure is not None:
             raise result.failure
         if result.novel is None:

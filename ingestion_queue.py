@@ -20,31 +20,44 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.executions import ExecutionRegistry
 from rq.job import Job
 from rq.job import JobStatus as RQStatus
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
 from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException
 
 from config import Settings, get_settings
-from errors import QueueUnavailableError, safe_message
-from models.ingestion_job import Priority
+from errors import CANCELLED_BY_USER, JobFailed, QueueUnavailableError, safe_message
+from models.ingestion_job import JobStatus, Priority
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "novel-ingest"
-CRASH_RETRY_INTERVALS = [1, 2, 4]  # a killed horse: RQ runs the job again after these waits
+CRASH_RETRY_INTERVALS = [1, 2, 4]  # a killed horse's job runs again after these waits (by attempt)
+RQ_RETRY_MAX = 2**31  # a Retry's max: out of reach, the row's attempts decide (see perform)
+SUSPECT_PAUSE = 1.0  # seconds between two looks at a queued RQ job no queue list holds
 HARD_TIMEOUT_MARGIN = 120  # RQ's own kill comes this long after the job's soft timeout
 REDIS_RECONNECT_MAX = 5.0  # seconds between reconnects at most, while Redis is down
 ENQUEUE_LOCK_TTL = 30  # seconds a caller may hold a row's enqueue lock
@@ -165,27 +178,111 @@ def enqueue(
 def enqueue_many(
     rows: Sequence[tuple[int, Priority]], *, settings: Settings | None = None
 ) -> list[int]:
-    """Push every row (id, priority) that has no live RQ job onto its priority's queue;
-    return the ids pushed.
+    """Push every row (id, priority) whose RQ job is not waiting or running where RQ
+    keeps such jobs onto its priority's queue; return the ids pushed (see Pusher)."""
+    pusher = Pusher(settings or get_settings())
+    return pusher.push(rows) + pusher.settle()
+
+
+class Pusher:
+    """The pushes of one caller (one enqueue_many call, or one pass of process-queue).
+
+    A row is pushed when its RQ job is absent, spent (finished, failed, stopped,
+    cancelled), orphaned (started on a worker that stopped sending heartbeats) or lost: its
+    hash says waiting but neither its queue's list nor the scheduled or deferred registry
+    holds it (`redis-cli DEL rq:queue:...`, a Redis that lost part of its data).
 
     A short Redis lock per row makes concurrent callers (API, CLI, reconciler) agree on
     who pushes it; the lock is released once the RQ job exists. The pushes of all
-    priorities go in one Redis transaction.
+    priorities go in one Redis transaction, with the removal of the spent job they replace.
+
+    The queue lists are read once per caller into a set (never one scan per row). A hash
+    that says queued while that set lacks the id is only a suspect: the set may be older
+    than a push, and a worker pops a job (one BLPOP over several lists) a moment before it
+    records its execution. `settle()` reads the lists again, waits SUSPECT_PAUSE and looks
+    at each suspect once more under its lock: only one whose hash, executions and
+    registries did not change in between, and that the fresh lists lack, is pushed.
     """
-    settings = settings or get_settings()
-    priorities = {job_id: Priority(priority) for job_id, priority in rows}
-    connection = redis_connection(settings)
-    token = uuid.uuid4().hex
-    try:
-        locked = _lock(connection, list(priorities), token)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connection = redis_connection(settings)
+        self._listed: set[str] | None = None
+        self._suspects: dict[int, tuple[Priority, Glance]] = {}
+
+    def push(self, rows: Sequence[tuple[int, Priority]]) -> list[int]:
+        """Push the rows that need it now; keep the suspects for settle(). Returns the ids
+        pushed."""
+        priorities = {job_id: Priority(priority) for job_id, priority in rows}
         try:
-            fresh = [i for i in locked if not _live(connection, i)]
-            _push(connection, [(i, priorities[i]) for i in fresh], settings)
+            return self._locked(list(priorities), lambda ids: self._first_look(ids, priorities))
+        except RedisError as error:
+            raise unavailable(error) from error
+
+    def states(self, job_ids: Sequence[int]) -> list[RunState]:
+        """Where each row's RQ job is, at one look, against the lists as this caller read
+        them (what push() judges, without pushing: a LOST queued job may be a suspect)."""
+        try:
+            seen = glance(self.connection, job_ids)
+            return judge(self.connection, seen, on_list=self._on_list)
+        except RedisError as error:
+            raise unavailable(error) from error
+
+    def settle(self) -> list[int]:
+        """Push the suspects still lost at a second look, SUSPECT_PAUSE later."""
+        suspects, self._suspects = self._suspects, {}
+        if not suspects:
+            return []
+        try:
+            listed = listed_ids(self.connection, self.settings)
+            unseen = {i: s for i, s in suspects.items() if s[1].rq_id not in listed}
+            if not unseen:
+                return []
+            time.sleep(SUSPECT_PAUSE)
+            pushed: list[int] = []
+            ids = list(unseen)
+            for start in range(0, len(ids), self.settings.process_queue_batch):
+                chunk = ids[start : start + self.settings.process_queue_batch]
+                pushed += self._locked(chunk, lambda locked: self._second_look(locked, unseen))
+        except RedisError as error:
+            raise unavailable(error) from error
+        return pushed
+
+    def _locked(self, job_ids: list[int], act: Callable[[list[int]], list[int]]) -> list[int]:
+        token = uuid.uuid4().hex
+        locked = _lock(self.connection, job_ids, token)
+        try:
+            return act(locked)
         finally:
-            _unlock(connection, locked, token)
-    except RedisError as error:
-        raise unavailable(error) from error
-    return fresh
+            _unlock(self.connection, locked, token)
+
+    def _first_look(self, job_ids: list[int], priorities: dict[int, Priority]) -> list[int]:
+        glances = glance(self.connection, job_ids)
+        states = judge(self.connection, glances, on_list=self._on_list)
+        pushing: list[tuple[int, Glance]] = []
+        for job_id, seen, state in zip(job_ids, glances, states, strict=True):
+            if state is RunState.LOST and seen.status == RQStatus.QUEUED.value:
+                self._suspects[job_id] = (priorities[job_id], seen)
+            elif state is not RunState.LIVE:
+                pushing.append((job_id, seen))
+        return self._push(pushing, {i: priorities[i] for i, _ in pushing})
+
+    def _second_look(
+        self, job_ids: list[int], unseen: dict[int, tuple[Priority, Glance]]
+    ) -> list[int]:
+        glances = glance(self.connection, job_ids)
+        lost = [(i, seen) for i, seen in zip(job_ids, glances, strict=True) if seen == unseen[i][1]]
+        return self._push(lost, {i: unseen[i][0] for i, _ in lost})
+
+    def _push(self, rows: list[tuple[int, Glance]], priorities: dict[int, Priority]) -> list[int]:
+        replaced = [seen for _, seen in rows]
+        _push(self.connection, list(priorities.items()), self.settings, replaced=replaced)
+        return [job_id for job_id, _ in rows]
+
+    def _on_list(self, rq_id: str) -> bool:
+        if self._listed is None:  # read once, and only when some hash says queued
+            self._listed = listed_ids(self.connection, self.settings)
+        return rq_id in self._listed
 
 
 def requeue(job_id: int, *, priority: Priority, settings: Settings | None = None) -> bool:
@@ -214,9 +311,20 @@ def requeue(job_id: int, *, priority: Priority, settings: Settings | None = None
     return True
 
 
-def _push(connection: Redis, rows: Sequence[tuple[int, Priority]], settings: Settings) -> None:
+def _push(
+    connection: Redis,
+    rows: Sequence[tuple[int, Priority]],
+    settings: Settings,
+    *,
+    replaced: Sequence[Glance] = (),
+) -> None:
+    if not rows:
+        return
     every = queues(settings)
     with connection.pipeline() as pipe:
+        for seen in replaced:
+            if seen.status is not None:
+                _forget(pipe, seen, every)
         # RQ lists a queue (rq info, rq-dashboard) once a job was pushed to it; list all
         # three from the first push, so an empty high or low queue shows as empty.
         pipe.sadd(Queue.redis_queues_keys, *(queue.key for queue in every))
@@ -227,11 +335,35 @@ def _push(connection: Redis, rows: Sequence[tuple[int, Priority]], settings: Set
         pipe.execute()
 
 
+def _forget(pipe: Pipeline, seen: Glance, every: Sequence[Queue]) -> None:
+    """Queue the removal of a spent or lost RQ job: its hash, and its id in every registry
+    of every ingestion queue (a fresh job of the same id replaces it in the same
+    transaction)."""
+    pipe.delete(Job.key_for(seen.rq_id), ExecutionRegistry.key_template.format(seen.rq_id))
+    for queue in every:
+        for registry in _ENDED_REGISTRIES:
+            pipe.zrem(registry.key_template.format(queue.name), seen.rq_id)
+        if seen.executions:
+            running = StartedJobRegistry.key_template.format(queue.name)
+            pipe.zrem(running, *(f"{seen.rq_id}:{e}" for e in seen.executions))
+
+
+_ENDED_REGISTRIES = (
+    FinishedJobRegistry,
+    FailedJobRegistry,
+    CanceledJobRegistry,
+    ScheduledJobRegistry,
+    DeferredJobRegistry,
+)
+
+
 def _lock_key(job_id: int) -> str:
     return f"{KEY_PREFIX}:enqueue-lock:{job_id}"
 
 
 def _lock(connection: Redis, job_ids: Sequence[int], token: str) -> list[int]:
+    if not job_ids:
+        return []
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.set(_lock_key(job_id), token, nx=True, ex=ENQUEUE_LOCK_TTL)
@@ -261,35 +393,134 @@ def release_locks(connection: Redis, keys: Sequence[str], token: str) -> int:
     return int(connection.eval(_RELEASE, len(keys), *keys, token))
 
 
-def _live(connection: Redis, job_id: int) -> bool:
-    state = run_state(job_id, connection=connection)
-    if state in (RunState.ENDED, RunState.ORPHANED):  # a spent or dead RQ job: replace it
-        Job(rq_job_id(job_id), connection=connection).delete()
-    return state is RunState.LIVE
-
-
 class RunState(StrEnum):
-    """What RQ knows of a row's RQ job."""
+    """Where a row's RQ job really is."""
 
     ABSENT = "absent"  # no RQ job (never pushed, expired, or Redis lost it)
-    LIVE = "live"  # waiting, scheduled, or running on a worker that is alive
+    LIVE = "live"  # on its queue's list, scheduled, deferred, or running on a live worker
     ORPHANED = "orphaned"  # marked running, but its worker stopped sending heartbeats
     ENDED = "ended"  # finished, failed, stopped or cancelled
+    LOST = "lost"  # its hash says waiting, but no queue list or registry holds it
+
+
+@dataclass(frozen=True)
+class Glance:
+    """One look at a row's RQ job, read in one transaction: its hash's fields, the
+    executions it has had, and whether a scheduled or deferred registry holds it."""
+
+    rq_id: str
+    status: str | None
+    worker: str | None
+    origin: str | None
+    enqueued_at: str | None
+    executions: tuple[str, ...]
+    scheduled: bool
+    deferred: bool
+
+
+# One look at each RQ job, atomically (a script runs alone): its hash's fields, whether its
+# origin's scheduled and deferred registries hold it, and its executions. Registry keys are
+# built from the hash's origin, as RQ names them (one Redis, not a cluster).
+_GLANCE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local id = ARGV[i]
+  local f = redis.call('hmget', key, 'status', 'worker_name', 'origin', 'enqueued_at')
+  local scheduled, deferred, runs = 0, 0, {}
+  if f[1] then
+    local origin = f[3] or ''
+    if redis.call('zscore', 'rq:scheduled:' .. origin, id) then scheduled = 1 end
+    if redis.call('zscore', 'rq:deferred:' .. origin, id) then deferred = 1 end
+    runs = redis.call('zrange', 'rq:executions:' .. id, 0, -1)
+  end
+  out[i] = {f[1] or '', f[2] or '', f[3] or '', f[4] or '', scheduled, deferred, runs}
+end
+return out
+"""
+
+
+def glance(connection: Redis, job_ids: Sequence[int]) -> list[Glance]:
+    """A Glance at each row's RQ job: one script, one round trip, atomic (a job moved
+    between a registry and a list meanwhile is seen in one place or the other)."""
+    if not job_ids:
+        return []
+    rq_ids = [rq_job_id(job_id) for job_id in job_ids]
+    keys = [Job.key_for(rq_id) for rq_id in rq_ids]
+    replies = connection.eval(_GLANCE, len(keys), *keys, *rq_ids)
+    return [_glance_of(rq_id, reply) for rq_id, reply in zip(rq_ids, replies, strict=True)]
+
+
+def _glance_of(rq_id: str, reply: list[Any]) -> Glance:
+    status, worker, origin, enqueued_at, scheduled, deferred, executions = reply
+    return Glance(
+        rq_id=rq_id,
+        status=_text(status) or None,
+        worker=_text(worker) or None,
+        origin=_text(origin) or None,
+        enqueued_at=_text(enqueued_at) or None,
+        executions=tuple(sorted(_text(e) or "" for e in executions)),
+        scheduled=bool(scheduled),
+        deferred=bool(deferred),
+    )
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def listed_ids(connection: Redis, settings: Settings | None = None) -> set[str]:
+    """The ids on every ingestion queue's list now (one read per list)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues(settings):
+            pipe.lrange(queue.key, 0, -1)
+        lists = pipe.execute()
+    return {_text(rq_id) or "" for ids in lists for rq_id in ids}
+
+
+def judge(
+    connection: Redis, glances: Sequence[Glance], *, on_list: Callable[[str], bool]
+) -> list[RunState]:
+    """Where each glanced RQ job is; `on_list` tells whether a queue's list holds an id."""
+    return [_judged(connection, seen, on_list) for seen in glances]
+
+
+def _judged(connection: Redis, seen: Glance, on_list: Callable[[str], bool]) -> RunState:
+    if seen.status is None:
+        return RunState.ABSENT
+    if seen.status == RQStatus.QUEUED.value:
+        held = on_list(seen.rq_id)
+    elif seen.status == RQStatus.SCHEDULED.value:
+        held = seen.scheduled
+    elif seen.status == RQStatus.DEFERRED.value:
+        held = seen.deferred
+    elif seen.status == RQStatus.STARTED.value:
+        return RunState.LIVE if _running(connection, seen) else RunState.ORPHANED
+    else:
+        return RunState.ENDED
+    return RunState.LIVE if held else RunState.LOST
+
+
+def _running(connection: Redis, seen: Glance) -> bool:
+    """Started, with an execution in its queue's started registry, on a live worker."""
+    if not seen.origin or not seen.executions:
+        return False
+    key = StartedJobRegistry.key_template.format(seen.origin)
+    with connection.pipeline(transaction=False) as pipe:
+        for execution in seen.executions:
+            pipe.zscore(key, f"{seen.rq_id}:{execution}")
+        registered = any(score is not None for score in pipe.execute())
+    return registered and _worker_alive(connection, seen.worker)
 
 
 def run_state(job_id: int, *, connection: Redis | None = None) -> RunState:
-    """The state of a row's RQ job, found by its id on whichever queue it is."""
+    """Where a row's RQ job is, at one look (its queue's list is searched: one row only)."""
     connection = connection or redis_connection()
-    try:
-        job = Job.fetch(rq_job_id(job_id), connection=connection)
-        status = job.get_status()
-    except (NoSuchJobError, InvalidJobOperation):
-        return RunState.ABSENT
-    if status not in LIVE:
-        return RunState.ENDED
-    if status == RQStatus.STARTED and not _worker_alive(connection, job.worker_name):
-        return RunState.ORPHANED
-    return RunState.LIVE
+
+    def on_list(rq_id: str) -> bool:
+        return any(connection.lpos(queue.key, rq_id) is not None for queue in queues())
+
+    [seen] = glance(connection, [job_id])
+    return _judged(connection, seen, on_list)
 
 
 def _worker_alive(connection: Redis, name: str | None) -> bool:
@@ -303,6 +534,7 @@ def _worker_alive(connection: Redis, name: str | None) -> bool:
 
 
 def _prepare(job_id: int, settings: Settings) -> Any:
+    # No RQ Retry: the row's attempts are the only retry budget (see perform and align).
     return Queue.prepare_data(
         perform,
         args=(job_id,),
@@ -310,7 +542,6 @@ def _prepare(job_id: int, settings: Settings) -> Any:
         timeout=settings.job_timeout + HARD_TIMEOUT_MARGIN,
         result_ttl=settings.result_ttl,
         failure_ttl=settings.failure_ttl,
-        retry=Retry(max=settings.job_max_attempts, interval=CRASH_RETRY_INTERVALS),
         description=f"ingest job {job_id}",
     )
 
@@ -360,7 +591,16 @@ def cancel(job_id: int, *, settings: Settings | None = None) -> None:
 
 
 def perform(job_id: int) -> Retry | str:
-    """The RQ job function: run one ingestion; ask RQ to retry when the run says so."""
+    """The RQ job function: run one ingestion, and end the RQ job the way its row ended.
+
+    Returns "done" (RQ: finished) when the row is DONE; raises JobFailed with the row's
+    error_message (RQ: failed) when it is ERROR; returns a Retry (RQ: scheduled) when the
+    row went back to QUEUED for another attempt.
+
+    The row's `attempts` is the only retry budget: the run (ingestion.Run.fail, abandon)
+    decides QUEUED or ERROR by JOB_MAX_ATTEMPTS. RQ only carries out the wait; the
+    Retry's own `max` (RQ_RETRY_MAX) is out of reach, so RQ never ends a job on its count.
+    """
     from ingestion import abandon, run_ingestion
 
     settings = get_settings()
@@ -368,18 +608,121 @@ def perform(job_id: int) -> Retry | str:
         outcome = run_ingestion(job_id, settings=settings, fatal=(JobTimeoutException,))
     except JobTimeoutException:
         abandon(job_id, reason=f"timed out after {settings.job_timeout} s", final=True)
-        return "error"
+        return _as_the_row_ended(job_id)
     if outcome.retry_in is not None:
-        return Retry(max=settings.job_max_attempts, interval=math.ceil(outcome.retry_in))
-    return outcome.status.value if outcome.status else "skipped"
+        return _retry_in(outcome.retry_in)
+    if outcome.status is JobStatus.DONE:
+        return JobStatus.DONE.value
+    return _as_the_row_ended(job_id)
+
+
+def _as_the_row_ended(job_id: int) -> Retry | str:
+    """What RQ records for a run that did not end the row itself: a duplicate or late run,
+    a run that lost its row (cancelled, taken over), a run out of time."""
+    row = row_state(job_id)
+    if row is None:
+        raise JobFailed(f"job {job_id} no longer exists")
+    if row.status is JobStatus.DONE:
+        return JobStatus.DONE.value
+    if row.status is JobStatus.ERROR:
+        raise JobFailed(row.error or "failed")
+    if row.status is JobStatus.QUEUED:
+        return _retry_in(crash_delay(row.attempts))
+    return "skipped"  # another run holds the row: it ends the RQ job
+
+
+def _retry_in(seconds: float) -> Retry:
+    return Retry(max=RQ_RETRY_MAX, interval=math.ceil(seconds))
+
+
+def crash_delay(attempts: int) -> int:
+    """Seconds before a job whose run died (attempt `attempts`) is run again."""
+    return CRASH_RETRY_INTERVALS[min(max(attempts, 1), len(CRASH_RETRY_INTERVALS)) - 1]
+
+
+@dataclass(frozen=True)
+class RowState:
+    status: JobStatus
+    attempts: int
+    error: str | None
+
+
+def row_state(job_id: int) -> RowState | None:
+    """A job row's status, attempts and error_message; None if there is no such row."""
+    from db import session_scope
+    from models import IngestionJob
+
+    with session_scope() as session:
+        row = session.get(IngestionJob, job_id)
+        if row is None:
+            return None
+        return RowState(JobStatus(row.status), row.attempts, row.error_message)
+
+
+def align(job_id: int, *, connection: Redis) -> None:
+    """After a work-horse ended, bring the row's RQ job in line with the row where RQ's own
+    bookkeeping could not: a cancelled row's job is cancelled (CanceledJobRegistry), a row
+    back in QUEUED (its horse was killed with attempts left) has its job scheduled again
+    after the crash delay, a DONE row's job is finished. Only a failed or stopped RQ job
+    is looked at: one Redis read otherwise."""
+    rq_id = rq_job_id(job_id)
+    status = _text(connection.hget(Job.key_for(rq_id), "status"))
+    if status not in (RQStatus.FAILED.value, RQStatus.STOPPED.value):
+        return
+    row = row_state(job_id)
+    if row is None:
+        return
+    if row.status is JobStatus.ERROR and row.error == CANCELLED_BY_USER:
+        with suppress(NoSuchJobError, InvalidJobOperation):
+            Job.fetch(rq_id, connection=connection).cancel()
+    elif row.status is JobStatus.QUEUED:
+        _reschedule(connection, job_id, delay=crash_delay(row.attempts))
+    elif row.status is JobStatus.DONE:
+        _finish(connection, rq_id)
+
+
+def _reschedule(connection: Redis, job_id: int, *, delay: int) -> bool:
+    """Schedule a failed or stopped RQ job again (the same job: its results stay), under
+    the row's enqueue lock, unless another caller replaced it meanwhile."""
+    token = uuid.uuid4().hex
+    if not _lock(connection, [job_id], token):
+        return False  # another caller is pushing it
+    try:
+        job = Job.fetch(rq_job_id(job_id), connection=connection)
+        if job.get_status() not in (RQStatus.FAILED, RQStatus.STOPPED):
+            return False
+        with connection.pipeline() as pipe:
+            job.failed_job_registry.remove(job, pipeline=pipe)
+            queue = Queue(job.origin, connection=connection)
+            queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=delay), pipeline=pipe)
+            pipe.execute()
+        log.info("job %s: run again in %s s", job_id, delay)
+        return True
+    except NoSuchJobError:
+        return False
+    finally:
+        _unlock(connection, [job_id], token)
+
+
+def _finish(connection: Redis, rq_id: str) -> None:
+    """A failed RQ job whose row is DONE (its horse died after the commit): finished."""
+    with suppress(NoSuchJobError):
+        job = Job.fetch(rq_id, connection=connection)
+        with connection.pipeline() as pipe:
+            job.failed_job_registry.remove(job, pipeline=pipe)
+            job.set_status(RQStatus.FINISHED, pipeline=pipe)
+            job.finished_job_registry.add(job, ttl=job.get_result_ttl(500), pipeline=pipe)
+            pipe.execute()
 
 
 class IngestionWorker(Worker):
-    """A forking worker whose children die with it, and that settles a job's row when its
-    work-horse dies.
+    """A forking worker whose children die with it, that settles a job's row when its
+    work-horse dies, aligns each RQ job with its row once the horse ended (`align`), and
+    runs the reconciler's pass in a child process of its own (reconciler.Companion).
 
-    RQ then retries the RQ job (CRASH_RETRY); the row goes back to QUEUED so the retry can
-    claim it, or to ERROR once the retries are spent.
+    A killed horse: its row goes back to QUEUED (attempts left) or to ERROR (abandon);
+    RQ records the RQ job failed, then `align` schedules a QUEUED row's job again after
+    the crash delay (CRASH_RETRY_INTERVALS by attempt).
     """
 
     # RQ backs off up to 60 s between reconnects while Redis is down; a queue that is back
@@ -389,10 +732,34 @@ class IngestionWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", get_settings().worker_heartbeat)
         super().__init__(*args, **kwargs)
+        self._death_notes: dict[str, str] = {}  # RQ id -> what its row says of the death
+        self._companion: Any = None
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
+        import reconciler  # imports this module
+
         _children_die_with_their_parent()
-        return bool(super().work(*args, **kwargs))
+        self._companion = reconciler.Companion.start(get_settings(), holder=self.name)
+        try:
+            return bool(super().work(*args, **kwargs))
+        finally:
+            self._companion.stop()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        super().execute_job(job, queue)
+        job_id = row_id(job.id)
+        if job_id is not None:
+            try:
+                align(job_id, connection=self.connection)
+            except Exception:  # the reconciler settles it later
+                log.exception("could not align RQ job %s with its row", job.id)
+        if self._companion is not None:
+            self._companion.keep_alive()
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        if self._companion is not None:
+            self._companion.keep_alive()
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
@@ -407,10 +774,24 @@ class IngestionWorker(Worker):
         timed_out = _running_for(job) >= limit
         reason = f"timed out after {limit} s" if timed_out else f"work-horse died (exit {ret_val})"
         try:
-            abandon(job_id, reason=reason, final=timed_out)
+            if abandon(job_id, reason=reason, final=timed_out) is JobStatus.ERROR:
+                row = row_state(job_id)
+                self._death_notes[job.id] = row.error if row and row.error else reason
         except Exception:  # the reconciler settles it later
             log.exception("could not settle job %s after its work-horse died", job_id)
         _free_sites_of(self.connection, retpid)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+    ) -> None:
+        note = self._death_notes.pop(job.id, None)
+        if note:  # the row's own words, after RQ's
+            exc_string = f"{exc_string}\n{note}" if exc_string else note
+        super().handle_job_failure(job, queue, started_job_registry, exc_string=exc_string)
 
 
 def _free_sites_of(connection: Redis, pid: int) -> None:

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import copy
 import logging
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+import logs
 from api import binding, errors, openapi, throttle
 from api.middleware import BodyLimit, SecurityHeaders
-from api.routes import health, ingest, jobs, novels, sites
+from api.routes import events, health, ingest, jobs, novels, sites, stats
+from api.routes import metrics as metrics_route
 from config import Settings, get_settings
-from errors import redact_logs
 
 log = logging.getLogger("novel_ingest.api")
 
@@ -26,9 +25,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Novel ingestion service",
         description="Send a fiction URL, follow the job, read the novel and its chapters.",
         version="0.1.0",
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN: ours do not
+        redoc_url=None,
     )
+    openapi.serve_docs(app, docs_url="/docs", redoc_url="/redoc")
     every_operation = openapi.errors(413)
-    for module in (ingest, jobs, novels, sites, health):
+    for module in (ingest, jobs, events, novels, sites, stats, health, metrics_route):
         app.include_router(module.router, responses=every_operation)
     errors.install(app)
     openapi.install(app, settings)
@@ -54,9 +56,8 @@ def main() -> None:
         )
     except binding.UnsafeBindError as error:
         raise SystemExit(f"novel-ingest API: {error}") from None
+    logs.configure(settings, text_format=logs.API_FORMAT)
     if bind.open:
-        logging.basicConfig(format="%(levelname)s:     %(message)s")
-        redact_logs()
         log.warning(
             "the API is open (no API_KEYS): whoever reaches %s:%s may submit and cancel jobs",
             bind.host,
@@ -67,19 +68,8 @@ def main() -> None:
         host=bind.host,
         port=settings.api_port,
         log_level="info",
-        log_config=_redacted_log_config(),
+        log_config=logs.uvicorn_config(settings),
     )
-
-
-def _redacted_log_config() -> dict[str, Any]:
-    """Uvicorn's own logging set-up, with URL credentials removed from every line."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact"] = {"()": "errors.RedactingFilter"}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("redact")
-    return config
 
 
 if __name__ == "__main__":

@@ -7,29 +7,57 @@ One pass:
    finishing is left alone;
 2. retries whose time has come are moved onto the queue when no RQ scheduler holds the
    scheduler lock (RQ's scheduler process dies with a Redis outage);
-3. every QUEUED row with no live RQ job is pushed onto its priority's queue (this is also
-   `cli.py process-queue`);
+3. every QUEUED row whose RQ job is not where RQ keeps live jobs (its queue's list, the
+   scheduled or deferred registry, or started on a live worker) is pushed onto its
+   priority's queue, exactly once (this is also `cli.py process-queue`; see
+   ingestion_queue.Pusher);
 4. the refresh scheduler's pass (scheduler.schedule_due): novels due for a refresh get a
    low-priority job; under a Redis lock, so one pass acts however many run;
-5. the spooled pages of jobs that ended more than SPOOL_RETENTION ago are deleted.
-Run it in a loop (`cli.py reconcile --loop`, one per deployment); each pass is safe to
-run concurrently with the API, the workers and another pass.
+5. the spooled pages of jobs that ended more than SPOOL_RETENTION ago are deleted;
+6. the pending callback of every ended job with no delivery queued is queued (callback.py).
+Each pass is safe to run concurrently with the API, the workers and another pass; still,
+one pass at a time is enough for a whole deployment. Every worker takes part
+(WORKER_RECONCILE, on by default) through a `Companion`: a child process of the worker
+that tries every LOCK_POLL seconds for a Redis lock (`take_turn`). The holder runs a
+pass, renewing the lock (RECONCILE_LOCK_TTL) while it runs, then keeps it until
+RECONCILE_INTERVAL has passed since the pass began: one pass per interval over the fleet.
+A holder that dies (SIGKILL, OOM, its host gone) stops renewing, so another process takes
+over within RECONCILE_LOCK_TTL. `cli.py reconcile --loop` takes turns under the same lock.
+
+Why a child process, not a thread of the worker: the worker forks a work-horse per job,
+and a fork copies whatever a thread holds at that instant (a half-used database or Redis
+connection, a lock) into the horse; a process of its own shares nothing with the horses,
+cannot slow the worker's job loop, never runs inside a horse, and dies with its worker
+(ingestion_queue._children_die_with_their_parent) like RQ's scheduler process.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
+from types import FrameType
 
+from redis.exceptions import LockError, RedisError
+from redis.lock import Lock
+from setproctitle import setproctitle
 from sqlalchemy import select
 
+import callback
 import ingestion_queue
 import scheduler
 import spool
-from config import Settings
+from config import Settings, get_settings
 from db import keyset_batches, session_scope
 from ingestion import abandon
 from ingestion_queue import RunState
@@ -55,6 +83,7 @@ class ReconcileReport:
     retries_due: int = 0  # scheduled retries moved to the queue (no scheduler was running)
     schedule: ScheduleReport = field(default_factory=ScheduleReport)  # the refresh scheduler
     spool_expired: int = 0  # spooled pages of ended jobs deleted
+    callbacks_queued: int = 0  # callbacks of ended jobs queued (none was waiting)
 
 
 def queued_batches(batch: int) -> Iterator[list[tuple[int, Priority]]]:
@@ -70,15 +99,21 @@ def queued_batches(batch: int) -> Iterator[list[tuple[int, Priority]]]:
 def push_queued(
     settings: Settings, *, on_batch: Callable[[int, int], None] | None = None
 ) -> PushReport:
-    """Enqueue every QUEUED row that has no live RQ job (each exactly once)."""
+    """Enqueue every QUEUED row whose RQ job is not live where RQ keeps it (each exactly
+    once); the suspects (queued, yet on no list) get their second look at the end."""
     report = PushReport()
+    pusher = ingestion_queue.Pusher(settings)
     for rows in queued_batches(settings.process_queue_batch):
-        pushed = ingestion_queue.enqueue_many(rows, settings=settings)
+        pushed = pusher.push(rows)
         report.found += len(rows)
         report.pushed += len(pushed)
-        report.already += len(rows) - len(pushed)
         if on_batch is not None:
             on_batch(len(rows), len(pushed))
+    late = pusher.settle()
+    report.pushed += len(late)
+    if late and on_batch is not None:
+        on_batch(0, len(late))
+    report.already = report.found - report.pushed
     return report
 
 
@@ -112,6 +147,7 @@ def reconcile(settings: Settings) -> ReconcileReport:
     report.retries_due = ingestion_queue.enqueue_due_retries(settings)
     report.push = push_queued(settings)
     report.schedule = scheduler.schedule_due(settings)
+    report.callbacks_queued = callback.pass_due(settings)
     with session_scope() as session:
         report.spool_expired = spool.expire(session, retention=settings.spool_retention)
     if _eventful(report):
@@ -141,13 +177,150 @@ def _eventful(report: ReconcileReport) -> bool:
     )
 
 
+LOCK_POLL = 1.0  # seconds between a process's tries for the pass lock
+
+
+def lock_key(settings: Settings) -> str:
+    """The pass lock of a deployment (one per QUEUE_NAME on a Redis)."""
+    return f"{ingestion_queue.KEY_PREFIX}:reconcile-lock:{settings.queue_name}"
+
+
+def pass_lock(settings: Settings) -> Lock:
+    connection = ingestion_queue.redis_connection(settings)
+    return connection.lock(
+        lock_key(settings), timeout=settings.reconcile_lock_ttl, thread_local=False
+    )
+
+
+def take_turn(settings: Settings, *, holder: str) -> ReconcileReport | None:
+    """Run a pass if this process gets the pass lock; None if another holds it (a pass is
+    running, or ran less than RECONCILE_INTERVAL ago). The lock's value names the holder."""
+    lock = pass_lock(settings)
+    if not lock.acquire(blocking=False, token=f"{holder}/{uuid.uuid4().hex[:8]}"):
+        return None
+    began = time.monotonic()
+    try:
+        with _renewed(lock, every=settings.reconcile_lock_ttl / 3):
+            log.info("reconcile pass by %s: began", holder)
+            report = reconcile(settings)
+            log.info("reconcile pass by %s: ended", holder)
+    except BaseException:
+        _release(lock)  # another process may try at once
+        raise
+    _hold(lock, settings.reconcile_interval - (time.monotonic() - began))
+    return report
+
+
+@contextmanager
+def _renewed(lock: Lock, *, every: float) -> Iterator[None]:
+    """Reset the lock's TTL every `every` seconds while the block runs."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every):
+            try:
+                lock.reacquire()
+            except LockError:  # expired and taken: the pass ends, the next is the taker's
+                log.warning("reconcile pass outlived its lock; another process holds it now")
+                return
+            except RedisError:
+                log.warning("could not renew the reconcile lock", exc_info=True)
+
+    renewer = threading.Thread(target=renew, name="reconcile-lock", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
+
+
+def _hold(lock: Lock, seconds: float) -> None:
+    """Keep the lock (token checked) for the rest of the interval, so the fleet runs one
+    pass per RECONCILE_INTERVAL; release it if the pass took longer."""
+    try:
+        if seconds >= 0.01:
+            lock.extend(seconds, replace_ttl=True)
+        else:
+            lock.release()
+    except LockError:
+        log.warning("reconcile lock expired during the pass")
+
+
+def _release(lock: Lock) -> None:
+    with suppress(LockError, RedisError):
+        lock.release()
+
+
 def run_forever(settings: Settings, *, passes: int | None = None) -> None:
-    """Reconcile every `reconcile_interval` seconds; outages are logged, never fatal."""
-    done = 0
-    while passes is None or done < passes:
+    """Take a turn at the pass lock every LOCK_POLL seconds (`passes`: how many tries);
+    outages are logged, never fatal."""
+    holder = _holder_name("reconcile-loop")
+    tried = 0
+    while passes is None or tried < passes:
         try:
-            reconcile(settings)
-        except Exception:  # Redis or the database is down: try again next pass
-            log.exception("reconcile pass failed; retrying in %s s", settings.reconcile_interval)
-        done += 1
-        time.sleep(settings.reconcile_interval)
+            take_turn(settings, holder=holder)
+        except Exception:  # Redis or the database is down: try again next time
+            log.exception("reconcile pass failed; trying again in %s s", LOCK_POLL)
+        tried += 1
+        time.sleep(LOCK_POLL)
+
+
+def _holder_name(role: str) -> str:
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+class Companion:
+    """A worker's child process that takes turns at the reconciler's pass (see the
+    module's docstring); nothing when WORKER_RECONCILE is false."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        self._process: BaseProcess | None = None
+
+    @classmethod
+    def start(cls, settings: Settings, *, holder: str) -> Companion:
+        companion = cls(holder)
+        if settings.worker_reconcile:
+            companion._spawn()
+        return companion
+
+    def keep_alive(self) -> None:
+        """Start it again if it died (the worker calls this between jobs)."""
+        if self._process is not None and not self._process.is_alive():
+            log.warning("the reconciler companion of %s died; starting it again", self.holder)
+            self._process.join(0)
+            self._spawn()
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("fork")  # the worker's preloaded modules, free
+        self._process = context.Process(
+            target=_companion_main, args=(self.holder,), name="reconciler", daemon=True
+        )
+        self._process.start()
+
+
+def _companion_main(holder: str) -> None:
+    setproctitle(f"novel-ingest reconciler of {holder}")  # not its worker's title: ps, tests
+    signal.signal(signal.SIGTERM, _exit_now)
+    signal.signal(signal.SIGINT, _exit_now)
+    settings = get_settings()
+    while True:
+        try:
+            take_turn(settings, holder=holder)
+        except Exception:  # Redis or the database is down: try again next time
+            log.exception("reconcile pass failed; trying again in %s s", LOCK_POLL)
+        time.sleep(LOCK_POLL)
+
+
+def _exit_now(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

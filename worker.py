@@ -5,6 +5,19 @@ The worker listens on `<QUEUE_NAME>-high`, `<QUEUE_NAME>` and `<QUEUE_NAME>-low`
 order: RQ's own dequeue (one atomic pop over the three lists) takes a high-priority job
 before any normal one, and a normal one before any low one (scheduled refreshes).
 
+Each worker also takes turns at the reconciler's pass (WORKER_RECONCILE, on by
+default): a child process of the worker (reconciler.Companion, started by
+IngestionWorker.work), not a thread, so no horse is forked while a thread holds a
+connection or a lock, the job loop is never slowed, and the pass never runs in a horse.
+The child dies with its worker, like RQ's scheduler; a Redis lock lets one pass run at a
+time over the whole fleet, and another worker takes over within RECONCILE_LOCK_TTL when
+the holder dies. A deployment of only the API and N workers so recovers lost and
+stranded jobs on its own.
+
+After each job the worker aligns the RQ job with its row (ingestion_queue.align), so RQ's
+registries (rq info, rq-dashboard) say what the rows say: finished only when DONE, failed
+with the row's error when ERROR, canceled when a user cancelled it.
+
 Importing this module preloads Scrapy and the project's modules in the worker parent, so
 each forked work-horse starts with them imported (a fork copies them for free), and builds
 the next crawl's Scrapy runner and crawler ahead. No reactor is installed here: each horse
@@ -30,10 +43,10 @@ from scrapy.utils.misc import load_object
 import crawler.crawl
 import db
 import ingestion
+import logs
 from config import get_settings
 from crawler.settings import DISABLED_HANDLERS
 from db import OUTAGE_ERRORS, session_scope
-from errors import redact_logs
 from ingestion_queue import (
     REDIS_RECONNECT_MAX,
     IngestionWorker,
@@ -143,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-jobs", type=int, help="exit after this many jobs")
     args = parser.parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    redact_logs()  # a Redis or database URL in an exception keeps its password out of the log
+    logs.configure(settings)  # text or JSON lines, credentials removed, job fields added
     try:
         warm_database()
     except OUTAGE_ERRORS as error:  # not fatal: jobs connect (and retry) on their own

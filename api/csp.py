@@ -1,9 +1,10 @@
 """Content-Security-Policy values: none at all for the API's answers, and for an HTML page
-(/docs, /redoc) exactly the assets that page loads.
+(/docs, /redoc) its own origin's assets and the inline scripts it carries.
 
-A page's policy is read off the page FastAPI renders (its asset URLs are FastAPI's own
-defaults): the origins of its scripts, stylesheets and icons, and a hash of each inline
-script, so the policy follows FastAPI's pages wherever they point and nothing else runs.
+The documentation pages load Swagger UI and ReDoc from this app (api/openapi.py serves
+fastapi-offline's copies), so assets come from 'self' only: a page that pointed at a CDN
+would have that asset blocked, not allowed. Each inline script is allowed by its hash,
+read off the page FastAPI renders, so nothing else runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
 
 NONE, SELF, UNSAFE_INLINE = "'none'", "'self'", "'unsafe-inline'"
 # Every answer but an HTML page: it loads nothing, runs nothing, is framed nowhere.
@@ -22,16 +22,8 @@ LOCKED = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-acti
 
 @dataclass
 class Assets:
-    scripts: set[str] = field(default_factory=set)  # origins of <script src>
+    urls: list[str] = field(default_factory=list)  # <script src>, <link href>, <img src>
     inline_hashes: set[str] = field(default_factory=set)  # 'sha256-...' of inline scripts
-    styles: set[str] = field(default_factory=set)  # origins of stylesheets
-    images: set[str] = field(default_factory=set)  # origins of icons and images
-
-
-def origin(url: str) -> str:
-    """The CSP source of an asset URL: its scheme and host, or 'self' for a relative one."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else SELF
 
 
 def script_hash(text: str) -> str:
@@ -47,16 +39,11 @@ class _AssetReader(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = {name: value or "" for name, value in attrs}
-        if tag == "script":
-            if found.get("src"):
-                self.assets.scripts.add(origin(found["src"]))
-            else:
-                self._inline = []
-        elif tag == "link" and found.get("href"):
-            kind = self.assets.styles if "stylesheet" in found.get("rel", "") else None
-            (kind if kind is not None else self.assets.images).add(origin(found["href"]))
-        elif tag == "img" and found.get("src"):
-            self.assets.images.add(origin(found["src"]))
+        if tag == "script" and not found.get("src"):
+            self._inline = []
+        url = found.get("href") if tag == "link" else found.get("src")
+        if tag in ("script", "link", "img") and url:
+            self.assets.urls.append(url)
 
     def handle_data(self, data: str) -> None:
         if self._inline is not None:
@@ -75,23 +62,18 @@ def read_assets(html: str) -> Assets:
     return reader.assets
 
 
-def _sources(*groups: set[str] | tuple[str, ...]) -> str:
-    found = sorted({source for group in groups for source in group})
-    return " ".join(found) if found else NONE
-
-
 @lru_cache(maxsize=16)
 def page_policy(html: str) -> str:
     """The policy of one HTML page. Styles may be inline: both documentation pages write
     theirs at run time (ReDoc's styled components); the API fetched is this one; ReDoc's
     search runs in a worker made from a blob."""
-    assets = read_assets(html)
+    inline = sorted(read_assets(html).inline_hashes)
     directives = [
         f"default-src {NONE}",
-        f"script-src {_sources(assets.scripts, assets.inline_hashes)}",
-        f"style-src {_sources(assets.styles, (UNSAFE_INLINE,))}",
-        f"img-src {_sources(assets.images, (SELF, 'data:'))}",
-        f"font-src {_sources(assets.styles, ('data:',))}",
+        " ".join(["script-src", SELF, *inline]),
+        f"style-src {SELF} {UNSAFE_INLINE}",
+        f"img-src {SELF} data:",
+        f"font-src {SELF} data:",
         f"connect-src {SELF}",
         "worker-src blob:",
         f"frame-ancestors {NONE}",

@@ -1,15 +1,24 @@
 """The OpenAPI document, told truthfully: every error an operation can answer, documented
 with the one error body, and the security schemes on the operations that need a key
-under this process's settings (none when API_KEYS is unset)."""
+under this process's settings (none when API_KEYS is unset). And the pages that show it,
+/docs (Swagger UI) and /redoc, with their scripts served by this app: they load with no
+internet."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from importlib import metadata, resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from api.auth import Access, needs_key, read_access, write_access
 from api.schemas import ErrorBody
@@ -98,3 +107,58 @@ def install(app: FastAPI, settings: Settings) -> None:
         return app.openapi_schema or {}
 
     app.openapi = honest  # type: ignore[method-assign]
+
+
+# Swagger UI's and ReDoc's files as fastapi-offline ships them; its version is in the URL,
+# so a browser may keep them until an upgrade changes the URL.
+DOCS_ASSETS = resources.files("fastapi_offline") / "static"
+DOCS_ASSETS_URL = f"/docs-assets/{metadata.version('fastapi-offline')}"
+DOCS_ASSETS_CACHE = "public, max-age=31536000, immutable"
+
+
+class DocsAssets(StaticFiles):
+    """The documentation pages' scripts, stylesheet and icon, cached by browsers."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = DOCS_ASSETS_CACHE
+        return response
+
+
+def serve_docs(app: FastAPI, *, docs_url: str, redoc_url: str) -> None:
+    """Swagger UI at `docs_url` and ReDoc at `redoc_url`, their assets from this app."""
+    app.mount(DOCS_ASSETS_URL, DocsAssets(directory=str(DOCS_ASSETS)), name="docs-assets")
+
+    @app.get(docs_url, include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = _root(request)
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(redoc_url, include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = _root(request)
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def _root(request: Request) -> str:
+    """The prefix a proxy serves the app under (uvicorn --root-path), else ""."""
+    return str(request.scope.get("root_path", ""))

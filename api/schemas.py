@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+import callback
+from errors import InvalidURLError
 from models import JobStatus, Priority
+from models.ingestion_job import CallbackStatus
 
 T = TypeVar("T")
 
@@ -21,6 +24,25 @@ class IngestRequest(BaseModel):
         description="which queue the job waits on: workers serve high, then normal, then low"
         " (scheduled refreshes); asking for a fiction whose job waits lower moves it up",
     )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=callback.URL_LIMIT,
+        description="POSTed the job's outcome (JSON) once it ends, retried with backoff and"
+        " signed (X-Signature-256) when CALLBACK_SECRET is set; http(s), no credentials, and"
+        " an address inside the operator's network only if CALLBACK_ALLOWED_HOSTS names it."
+        " For a fiction with an active job: set on that job if it has none",
+        examples=["https://example.com/hooks/novel-ingest"],
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url_allowed(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return callback.check_url(value)
+        except InvalidURLError as error:
+            raise ValueError(str(error)) from None
 
 
 class RefreshRequest(BaseModel):
@@ -60,6 +82,13 @@ class Progress(BaseModel):
     )
 
 
+class CallbackPublic(BaseModel):
+    status: CallbackStatus = Field(description="pending, delivered or failed")
+    attempts: int = Field(description="deliveries tried")
+    error: str | None = Field(description="why the last delivery failed")
+    delivered_at: datetime | None
+
+
 class JobEventPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -92,6 +121,20 @@ class JobPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    callback: CallbackPublic | None = Field(
+        default=None, description="the callback_url delivery (the URL is not shown); null: none"
+    )
+
+
+class JobState(BaseModel):
+    """The data of one `status` event of GET /jobs/{id}/events."""
+
+    id: int
+    status: JobStatus
+    attempts: int
+    progress: Progress
+    error_message: str | None
+    last_error: str | None = Field(description="why the last attempt failed, if one did")
 
 
 class JobDetail(JobPublic):
@@ -205,3 +248,17 @@ class Health(BaseModel):
     status: str
     database: HealthCheck
     redis: HealthCheck
+
+
+class Stats(BaseModel):
+    jobs: dict[JobStatus, int] = Field(description="job rows by status (every status listed)")
+    sites: dict[str, dict[JobStatus, int]] = Field(description="job rows by site, then status")
+    queues: dict[str, int] | None = Field(
+        description="jobs waiting on each RQ queue (callbacks, high, normal, low); null: Redis"
+        " unavailable"
+    )
+    workers: int | None = Field(description="RQ workers serving the queues; null: Redis down")
+    oldest_queued_seconds: float | None = Field(
+        description="how long the longest-waiting QUEUED job has waited; null: none waits"
+    )
+    redis_error: str | None = Field(default=None, description="why `queues` and `workers` are null")

@@ -122,6 +122,8 @@ def crawl(
     reactor.run(installSignalHandlers=False)
     if alarm.active():
         alarm.cancel()
+    if crawler.stats is not None:
+        result.stats = crawler.stats.get_stats()
     return result
 
 

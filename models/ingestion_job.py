@@ -1,7 +1,9 @@
 """Ingestion jobs and their state machine: the only code that writes a job's status.
 
 QUEUED -> CRAWLING -> PARSING -> SAVING -> DONE; any non-terminal state -> ERROR; a running
-state -> QUEUED when the run is retried. Every move is a compare-and-set
+state -> QUEUED when the run is retried. One more move, ERROR -> QUEUED, is a user's new
+attempt of a failed job (`reopen`, through jobs.retry only): it is not in ALLOWED, so no
+run's `transition` can revive a job that ended. Every move is a compare-and-set
 (`UPDATE ... WHERE id = :id AND status IN (:allowed) [AND run_id = :run]`), so a duplicate,
 late or concurrent run changes nothing, and each accepted move is logged in `job_events`.
 """
@@ -49,6 +51,14 @@ class Origin(StrEnum):
     SCHEDULE = "schedule"  # the refresh scheduler
 
 
+class CallbackStatus(StrEnum):
+    """Where a job's callback_url delivery stands (null: the job has no callback_url)."""
+
+    PENDING = "pending"  # not delivered yet: queued once the job ends, retried with backoff
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # refused URL, or every attempt failed: callback_error says why
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"
     CRAWLING = "crawling"
@@ -73,6 +83,7 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 
 
 _ACTIVE_SQL = "status IN ('queued', 'crawling', 'parsing', 'saving')"
+_CALLBACK_PENDING_SQL = "callback_status = 'pending'"
 
 
 def sources_of(target: JobStatus) -> frozenset[JobStatus]:
@@ -95,6 +106,13 @@ class IngestionJob(Base):
             sqlite_where=text(_ACTIVE_SQL),
         ),
         Index("ix_ingestion_jobs_site_novel_id", "site", "site_novel_id", "id"),
+        # the callbacks still to deliver (callback.pass_due): few rows among many
+        Index(
+            "ix_ingestion_jobs_callback_pending",
+            "id",
+            postgresql_where=text(_CALLBACK_PENDING_SQL),
+            sqlite_where=text(_CALLBACK_PENDING_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,6 +146,12 @@ class IngestionJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # POSTed the job's outcome once it ends (callback.py); its delivery's state
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    callback_status: Mapped[str | None] = mapped_column(String(16))
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_error: Mapped[str | None] = mapped_column(Text)
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobEvent(Base):
@@ -160,17 +184,63 @@ def transition(
     allowed source statuses. Returns whether the move happened; a refused move changes
     nothing. The caller commits. `message` is made safe to show (errors.safe_message).
     """
-    message = None if message is None else safe_message(message)
     sources = sources_of(target)
     if expected is not None:
         sources = sources & frozenset(expected)
+    return _move(session, job_id, target, sources=sources, owner=owner, message=message, **values)
+
+
+# What a new attempt starts from: no run, no error, no progress, no outcome. The history
+# (job_events) keeps every earlier attempt.
+_FRESH_ATTEMPT: dict[str, Any] = {
+    "attempts": 0,
+    "error_message": None,
+    "last_error": None,
+    "started_at": None,
+    "finished_at": None,
+    "chapters_found": 0,
+    "chapters_fetched": 0,
+    "chapters_saved": 0,
+    "chapters_locked": 0,
+    "changes": None,
+    "warnings": [],
+}
+
+
+def reopen(session: Session, job_id: int, *, message: str) -> bool:
+    """ERROR -> QUEUED: a new attempt of a failed job, asked for by a user (jobs.retry).
+
+    Attempts start again from 0; the error and progress are cleared. False when the job
+    is not ERROR. Raises IntegrityError when another job of the same fiction is active
+    (uq_ingestion_jobs_active_novel). The caller commits.
+    """
+    sources = frozenset({JobStatus.ERROR})
+    return _move(
+        session, job_id, JobStatus.QUEUED, sources=sources, message=message, **_FRESH_ATTEMPT
+    )
+
+
+def _move(
+    session: Session,
+    job_id: int,
+    target: JobStatus,
+    *,
+    sources: frozenset[JobStatus],
+    owner: str | None = None,
+    message: str | None = None,
+    **values: Any,
+) -> bool:
+    """The one compare-and-set UPDATE of a status, and its event."""
     if not sources:
         return False
+    message = None if message is None else safe_message(message)
     now = utcnow()
     stmt = (
         update(IngestionJob)
         .where(IngestionJob.id == job_id, IngestionJob.status.in_([s.value for s in sources]))
-        .values(status=target.value, updated_at=now, **values, **_stamps(target, now, message))
+        .values(
+            {**_stamps(target, now, message), **values, "status": target.value, "updated_at": now}
+        )
         .execution_options(synchronize_session=False)
     )
     if owner is not None:

@@ -31,7 +31,13 @@ def ingest(
     settings: SettingsDep,
     response: Response,
 ) -> IngestAccepted:
-    submission = jobs.submit(session, body.url, settings=settings, priority=body.priority)
+    submission = jobs.submit(
+        session,
+        body.url,
+        settings=settings,
+        priority=body.priority,
+        callback_url=body.callback_url,
+    )
     return accepted(submission, response)
 
 

@@ -1,4 +1,4 @@
-"""GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel."""
+"""GET /jobs, GET /jobs/{id}, POST /jobs/{id}/cancel, POST /jobs/{id}/retry."""
 
 from __future__ import annotations
 
@@ -8,8 +8,18 @@ import jobs
 from api import openapi
 from api.auth import READ, WRITE
 from api.deps import Limit, Offset, RowId, SessionDep, SettingsDep
-from api.schemas import Changes, JobDetail, JobEventPublic, JobPublic, Page, Progress
+from api.schemas import (
+    CallbackPublic,
+    Changes,
+    ErrorBody,
+    JobDetail,
+    JobEventPublic,
+    JobPublic,
+    Page,
+    Progress,
+)
 from models import IngestionJob, JobStatus, Priority
+from models.ingestion_job import CallbackStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -40,6 +50,18 @@ def to_public(job: IngestionJob) -> JobPublic:
         updated_at=job.updated_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        callback=callback_of(job),
+    )
+
+
+def callback_of(job: IngestionJob) -> CallbackPublic | None:
+    if job.callback_status is None:
+        return None
+    return CallbackPublic(
+        status=CallbackStatus(job.callback_status),
+        attempts=job.callback_attempts,
+        error=job.callback_error,
+        delivered_at=job.callback_delivered_at,
     )
 
 
@@ -79,3 +101,24 @@ def cancel_job(job_id: RowId, session: SessionDep, settings: SettingsDep) -> Job
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} has already ended")
     session.expire_all()
     return to_public(jobs.get_job(session, job_id))
+
+
+RETRY_CONFLICT = "the job has not ended in error, or another job of its fiction is active"
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobPublic,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[WRITE],
+    responses=openapi.errors(*openapi.WRITE_ERRORS, 404)
+    | {409: {"model": ErrorBody, "description": RETRY_CONFLICT}},
+)
+def retry_job(job_id: RowId, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """A new attempt of a job that ended in error: the same job goes back to `queued`, its
+    attempts counted from 0 and its history kept (a "retried by user" event)."""
+    try:
+        retried = jobs.retry(session, job_id, settings=settings)
+    except jobs.JobConflictError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    return to_public(retried.job)

@@ -1,12 +1,14 @@
-"""GET /novels, /novels/{id}, /novels/{id}/chapters, /novels/{id}/chapters/{position};
-POST /novels/{id}/refresh."""
+"""GET /novels, /novels/{id}, /novels/{id}/chapters, /novels/{id}/chapters/{position},
+/novels/{id}/export.epub; POST /novels/{id}/refresh."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import FileResponse
 
+import export
 import jobs
 import novels
 from api import openapi
@@ -25,6 +27,7 @@ from api.schemas import (
 from api.throttle import QUOTA
 
 router = APIRouter(prefix="/novels", tags=["novels"])
+ETAG_HEADER = {"description": "the version of the book", "schema": {"type": "string"}}
 
 
 @router.get(
@@ -93,6 +96,45 @@ def list_chapters(
 )
 def get_chapter(novel_id: RowId, position: RowId, session: SessionDep) -> ChapterPublic:
     return ChapterPublic.model_validate(novels.get_chapter(session, novel_id, position))
+
+
+@router.get(
+    "/{novel_id}/export.epub",
+    response_class=FileResponse,
+    dependencies=[READ],
+    responses={
+        200: {
+            "description": "the novel as an EPUB 3 book (an attachment)",
+            "content": {export.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {"ETag": ETAG_HEADER},
+        },
+        304: {
+            "description": "If-None-Match names the current book: it is not sent again",
+            "headers": {"ETag": ETAG_HEADER},
+        },
+        **openapi.errors(*openapi.READ_ERRORS, 404),
+    },
+)
+def export_epub(
+    novel_id: RowId,
+    session: SessionDep,
+    settings: SettingsDep,
+    if_none_match: Annotated[
+        str | None, Header(description="the ETag of a book already downloaded")
+    ] = None,
+) -> Response:
+    """The stored novel as an EPUB 3 book: its chapters in order (volumes as sections),
+    author notes set apart, metadata and cover URL. Built on the first request and kept
+    until the novel changes; the ETag names that version."""
+    novel = novels.get_novel(session, novel_id)
+    current = export.version(session, novel)
+    headers = {"ETag": export.etag(current)}
+    if export.names_version(if_none_match, current):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    book = export.cached_book(session, novel, current=current, settings=settings)
+    return FileResponse(
+        book.path, media_type=export.MEDIA_TYPE, filename=book.filename, headers=headers
+    )
 
 
 @router.post(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import scrapy
@@ -89,6 +89,8 @@ class CrawlResult:
     fetches: tuple[Fetch, ...] = ()
     reused: int = 0  # of those, how many pages the sink had already
     failure: IngestFailure | None = None
+    # Scrapy's stats of the crawl once it ended (answers by HTTP status, retries: metrics)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 class FictionSpider(scrapy.Spider):

@@ -206,3 +206,100 @@ def test_schedule_with_redis_down_says_so(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.returncode == 2
     assert "Redis unavailable" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_help_lists_one_line_per_command() -> None:
+    from typer.main import get_group
+
+    from cli import app
+
+    result = cli("--help")
+    assert result.returncode == 0
+    panel = result.stdout[result.stdout.index("Commands") :].splitlines()[1:]
+    rows = [line.strip("│ ") for line in panel if line.startswith("│")]
+    names = sorted(get_group(app).commands)
+    assert sorted(row.split()[0] for row in rows) == names, result.stdout
+    assert "Exit codes: 0 done" in result.stdout
+
+
+def test_a_failed_job_retried_ends_done_and_the_wait_shows_each_attempt(
+    fixture_site: FixtureSite, start_worker: Any
+) -> None:
+    start_worker()
+    fixture_site.fail_next("/fiction/1002", 1, status=404)  # a permanent failure, once
+    url = fixture_site.url("/fiction/1002/x")
+    failed = cli("ingest", url, "--wait", "--timeout", "60")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "job 1: error after attempt 1/3:" in failed.stdout
+    listing = cli("jobs", "--status", "error")
+    assert listing.returncode == 0 and "1 error jobs" in listing.stdout
+    assert f"\t{fixture_site.url('/fiction/1002')}\t" in listing.stdout  # the URL whole
+    retried = cli("retry", "1", "--wait", "--timeout", "60")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "job 1: job 1 created (queued)" in retried.stdout
+    assert "attempt 1/3, " in retried.stdout and "status: done" in retried.stdout
+    assert counts() == (1, 5, 0)
+    again = cli("retry", "1")
+    assert again.returncode == 1
+    assert "job 1 is done: only a job that ended in error can be retried" in again.stdout
+    assert cli("retry", "--all-errors").returncode == 1  # nothing left to retry
+
+
+def test_stats_and_workers_show_the_fleet(fixture_site: FixtureSite, start_worker: Any) -> None:
+    assert cli("workers").returncode == 1  # none yet
+    worker = start_worker()
+    ingest = cli("ingest", fixture_site.url("/fiction/1002/x"), "--wait", "--timeout", "60")
+    assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+    listed = cli("workers")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "1 workers" in listed.stdout
+    [row] = [line.split("\t") for line in listed.stdout.splitlines() if worker.name in line]
+    assert row[0].startswith(worker.name) and QUEUE_KEY.removeprefix("rq:queue:") in row[3]
+    assert row[5] == "1"  # jobs it finished
+    figures = cli("stats")
+    assert figures.returncode == 0, figures.stdout + figures.stderr
+    assert "done\t1" in figures.stdout and "workers: 1" in figures.stdout
+    assert "oldest queued job: none" in figures.stdout
+
+
+def test_stats_with_redis_down_show_the_database_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    cli("ingest", "https://www.royalroad.com/fiction/4242")  # stays QUEUED: Redis is down
+    result = cli("stats")
+    assert result.returncode == 2
+    assert "queued\t1" in result.stdout and "Redis unavailable" in result.stdout
+
+
+def test_process_queue_dry_run_pushes_nothing(redis_conn: Redis) -> None:
+    _store_novels(3)
+    assert cli("refresh", "--all").returncode == 0
+    redis_conn.delete("rq:job:ingestion-1", "rq:job:ingestion-2")  # two RQ jobs lost
+    dry = cli("process-queue", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "3 queued jobs: 2 would be pushed, 1 already on the queue" in dry.stdout
+    assert redis_conn.exists("rq:job:ingestion-1", "rq:job:ingestion-2") == 0
+
+
+def test_purge_keeps_recent_and_active_jobs_and_every_novel() -> None:
+    _store_novels(2)
+    assert cli("refresh", "--all").returncode == 0
+    assert cli("cancel", "1").returncode == 0
+    with session_scope() as session:
+        job = session.get(IngestionJob, 1)
+        assert job is not None
+        job.finished_at = utcnow() - timedelta(hours=13)
+    assert (
+        "1 jobs that ended over 12h ago would be purged"
+        in cli("purge", "--older-than", "12h", "--dry-run").stdout
+    )
+    assert "0 jobs that ended over 30d ago purged" in cli("purge").stdout
+    purged = cli("purge", "--older-than", "720m")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert "1 jobs that ended over 12h ago purged (2 history events" in purged.stdout
+    assert [job.id for job in _job_rows()] == [2]
+    with session_scope() as session:
+        assert len(session.execute(select(Novel.id)).all()) == 2
+    bad = cli("purge", "--older-than", "a week")
+    assert bad.returncode == 2 and "not a duration" in bad.stdout + bad.stderr

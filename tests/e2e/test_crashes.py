@@ -16,11 +16,15 @@ from tests.utils.jobs import counts, submit, wait_job
 from tests.utils.services import WorkerProcess, wait_for
 
 
+# The second test runs the reconciler's pass itself: no worker may run it first.
+OWN_PASSES = {"WORKER_RECONCILE": "false"}
+
+
 def _job_in_a_horse(
-    api: TestClient, site: FixtureSite, start_worker: Any
+    api: TestClient, site: FixtureSite, start_worker: Any, env: dict[str, str] | None = None
 ) -> tuple[WorkerProcess, int, int]:
     """A worker, a job it is crawling (slowly: 0.2 s a page), and the horse running it."""
-    worker = start_worker()
+    worker = start_worker(env=env)
     site.delay = 0.2
     job_id = submit(api, site.url("/fiction/1002"))
     assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
@@ -48,7 +52,7 @@ def test_a_killed_horse_is_run_again_and_the_job_completes(
 def test_a_killed_worker_takes_its_children_along_and_the_job_is_recovered(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker)
+    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker, OWN_PASSES)
     family = children(worker.pid)  # the horse and RQ's scheduler
     assert horse in family and len(family) >= 2, [title(pid) for pid in family]
     worker.kill()  # SIGKILL: no warm stop, no clean-up
@@ -57,7 +61,7 @@ def test_a_killed_worker_takes_its_children_along_and_the_job_is_recovered(
     for pid in family:
         assert wait_for(lambda pid=pid: gone(pid), timeout=10), f"{title(pid)} outlived its worker"
     fixture_site.delay = 0.0
-    replacement = start_worker()
+    replacement = start_worker(env=OWN_PASSES)
     settings = get_settings()
     recovered: list[int] = []
     # Once the dead worker's heartbeats are overdue, a reconcile pass sends the row back.

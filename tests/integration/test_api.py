@@ -327,3 +327,42 @@ def test_docs_pages_may_load_what_fastapi_serves_them_with(api: TestClient) -> N
     assert script_hash(script) in _directive(
         swagger.headers["Content-Security-Policy"], "script-src"
     )
+
+
+def test_retry_of_a_failed_job_queues_it_again_and_is_409_otherwise(
+    api: TestClient, redis_conn: Redis
+) -> None:
+    job_id = api.post("/ingest", json={"url": "https://www.royalroad.com/fiction/31"}).json()[
+        "job_id"
+    ]
+    refused = api.post(f"/jobs/{job_id}/retry")
+    assert refused.status_code == 409
+    assert "only a job that ended in error can be retried" in refused.json()["detail"]
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 200
+    retried = api.post(f"/jobs/{job_id}/retry")
+    assert retried.status_code == 202, retried.text
+    body = retried.json()
+    assert (body["id"], body["status"], body["attempts"], body["error_message"]) == (
+        job_id,
+        "queued",
+        0,
+        None,
+    )
+    history = api.get(f"/jobs/{job_id}").json()["history"]
+    assert [(e["status"], e["message"]) for e in history] == [
+        ("queued", None),
+        ("error", "cancelled by user"),
+        ("queued", "retried by user"),
+    ]
+    assert [j.decode() for j in redis_conn.lrange(QUEUE_KEY, 0, -1)] == [f"ingestion-{job_id}"]
+    assert api.post("/jobs/999/retry").status_code == 404
+
+
+def test_retry_is_documented_with_its_conflict(api: TestClient) -> None:
+    operation = api.get("/openapi.json").json()["paths"]["/jobs/{job_id}/retry"]["post"]
+    assert {"202", "404", "409", "503"} <= set(operation["responses"])
+    assert "ended in error" in operation["responses"]["409"]["description"]
+    stats = api.get("/openapi.json").json()["paths"]["/stats"]["get"]
+    assert stats["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Stats"
+    )

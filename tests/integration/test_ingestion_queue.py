@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -264,3 +266,73 @@ def test_due_retries_of_every_priority_are_enqueued(redis_conn: Redis) -> None:
     queue.schedule_job(job, datetime.now(UTC) - timedelta(seconds=5))
     assert ingestion_queue.enqueue_due_retries() == 1
     assert _queued(redis_conn, LOW_KEY) == [f"ingestion-{job_id}"]  # back on its own queue
+
+
+def test_rows_whose_queue_list_was_deleted_are_pushed_again_exactly_once(
+    redis_conn: Redis,
+) -> None:
+    ids = _orphans(30)
+    assert "30 queued jobs: 30 pushed" in _process_queue().stdout
+    redis_conn.delete(QUEUE_KEY)  # what an operator's `redis-cli DEL` does
+    assert ingestion_queue.run_state(ids[0]) is ingestion_queue.RunState.LOST
+    assert "30 queued jobs: 30 pushed, 0 already on the queue" in _process_queue().stdout
+    assert "30 queued jobs: 0 pushed, 30 already on the queue" in _process_queue().stdout
+    queued = _queued(redis_conn)
+    assert sorted(queued) == sorted(f"ingestion-{i}" for i in ids)  # each once
+
+
+def test_a_scheduled_job_missing_from_its_registry_is_pushed_again(redis_conn: Redis) -> None:
+    [kept, lost] = _orphans(2)
+    ingestion_queue.enqueue_many(_normal([kept, lost]))
+    queue = ingestion_queue.get_queue()
+    for job_id in (kept, lost):  # both wait for a retry now...
+        job = queue.fetch_job(ingestion_queue.rq_job_id(job_id))
+        assert job is not None
+        queue.remove(job)
+        queue.schedule_job(job, datetime.now(UTC) + timedelta(minutes=5))
+    redis_conn.zrem(f"rq:scheduled:{QUEUE_NAME}", f"ingestion-{lost}")  # ...one was lost
+    assert ingestion_queue.enqueue_many(_normal([kept, lost])) == [lost]
+    assert _queued(redis_conn) == [f"ingestion-{lost}"]
+    assert ingestion_queue.run_state(kept) is ingestion_queue.RunState.LIVE
+
+
+def test_a_queued_job_a_worker_pops_meanwhile_is_not_pushed_again(redis_conn: Redis) -> None:
+    """A worker pops a job (BLPOP) a moment before it records the execution: the first look
+    sees it on no list; the second, a pause later, sees it started, and leaves it."""
+    [job_id] = _orphans(1)
+    ingestion_queue.enqueue(job_id)
+    rq_id = ingestion_queue.rq_job_id(job_id)
+    assert redis_conn.lpop(QUEUE_KEY) == rq_id.encode()  # the worker's pop
+
+    def registers() -> None:  # ...and its execution, during the pushing caller's pause
+        time.sleep(ingestion_queue.SUSPECT_PAUSE / 3)
+        redis_conn.zadd(f"rq:executions:{rq_id}", {"an-execution": time.time() + 60})
+        redis_conn.hset(f"rq:job:{rq_id}", "status", "started")
+
+    worker = threading.Thread(target=registers)
+    worker.start()
+    assert ingestion_queue.enqueue_many(_normal([job_id])) == []
+    worker.join()
+    assert _queued(redis_conn) == []
+
+
+def test_a_lost_job_is_judged_without_a_scan_per_row(redis_conn: Redis) -> None:
+    ids = _orphans(5)
+    ingestion_queue.enqueue_many(_normal(ids))
+    redis_conn.lrem(QUEUE_KEY, 0, f"ingestion-{ids[2]}")
+    pusher = ingestion_queue.Pusher(get_settings())
+    states = pusher.states(ids)
+    lost = ingestion_queue.RunState.LOST
+    assert [state is lost for state in states] == [False, False, True, False, False]
+    assert pusher.push(_normal(ids)) == []  # a suspect only, until its second look
+    assert pusher.settle() == [ids[2]]
+    assert sorted(_queued(redis_conn)) == sorted(f"ingestion-{i}" for i in ids)
+
+
+def test_no_rq_retry_is_set_at_enqueue(redis_conn: Redis) -> None:
+    [job_id] = _orphans(1)
+    ingestion_queue.enqueue(job_id)
+    job = ingestion_queue.get_queue().fetch_job(ingestion_queue.rq_job_id(job_id))
+    assert job is not None and job.retries_left is None  # the row's attempts count, alone
+    assert ingestion_queue.crash_delay(1) == ingestion_queue.CRASH_RETRY_INTERVALS[0]
+    assert ingestion_queue.crash_delay(99) == ingestion_queue.CRASH_RETRY_INTERVALS[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -147,3 +148,54 @@ def test_a_reconcile_pass_schedules_due_refreshes(redis_conn: Redis) -> None:
 def test_a_reconcile_pass_leaves_scheduling_to_the_lock_holder(redis_conn: Redis) -> None:
     redis_conn.set(scheduler.lock_key(get_settings()), "another-reconciler", ex=60)
     assert reconciler.reconcile(get_settings()).schedule.skipped == "locked"
+
+
+def test_one_pass_at_a_time_and_one_per_interval_over_the_fleet(redis_conn: Redis) -> None:
+    settings = get_settings().model_copy(update={"reconcile_interval": 30})
+    assert reconciler.take_turn(settings, holder="worker-a") is not None
+    assert reconciler.take_turn(settings, holder="worker-b") is None  # a pass ran just now
+    holder = redis_conn.get(reconciler.lock_key(settings))
+    assert holder is not None and holder.decode().startswith("worker-a/")
+    ttl = redis_conn.ttl(reconciler.lock_key(settings))
+    assert 25 <= ttl <= 30  # held for the rest of the interval, not the lock's full TTL
+
+
+def test_a_dead_holders_lock_is_taken_over_once_it_expires(redis_conn: Redis) -> None:
+    settings = get_settings().model_copy(update={"reconcile_lock_ttl": 5})
+    key = reconciler.lock_key(settings)
+    redis_conn.set(key, "a-dead-worker/0", px=300)  # its holder stopped renewing it
+    assert reconciler.take_turn(settings, holder="worker-b") is None
+    time.sleep(0.4)
+    assert reconciler.take_turn(settings, holder="worker-b") is not None
+    holder = redis_conn.get(key)
+    assert holder is not None and holder.decode().startswith("worker-b/")
+
+
+def test_a_pass_longer_than_the_lock_ttl_keeps_the_lock(
+    redis_conn: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = get_settings().model_copy(update={"reconcile_lock_ttl": 1, "reconcile_interval": 1})
+    key = reconciler.lock_key(settings)
+    passed = reconciler.reconcile
+    seen: list[bytes | None] = []
+
+    def slow_pass(settings: object) -> reconciler.ReconcileReport:
+        time.sleep(2.5)  # the lock's TTL is 1 s: only the renewals keep it
+        seen.append(redis_conn.get(key))
+        return passed(settings)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconciler, "reconcile", slow_pass)
+    assert reconciler.take_turn(settings, holder="slow") is not None
+    assert seen[0] is not None and seen[0].decode().startswith("slow/")
+
+
+def test_a_failed_pass_releases_the_lock_at_once(
+    redis_conn: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(settings: object) -> None:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(reconciler, "reconcile", broken)
+    with pytest.raises(RuntimeError):
+        reconciler.take_turn(get_settings(), holder="unlucky")
+    assert redis_conn.get(reconciler.lock_key(get_settings())) is None

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import configparser
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from config import Settings
@@ -36,10 +41,118 @@ def test_supervisor_worker_stops_warm() -> None:
         assert "worker.py" in worker["command"]
 
 
-def test_supervisor_runs_one_reconciler() -> None:
-    reconciler = _ini("supervisor/novel-ingest.conf")["program:novel-reconciler"]
-    assert reconciler["numprocs"] == "1"
-    assert "reconcile --loop" in reconciler["command"]
+def test_supervisor_reconciler_is_one_and_optional() -> None:
+    # workers run the reconciler's pass (WORKER_RECONCILE=true): the program is there for
+    # those who want it apart, started by hand
+    for conf in ("supervisor/novel-ingest.conf", "supervisor/supervisord.conf"):
+        reconciler = _ini(conf)["program:novel-reconciler"]
+        assert reconciler["numprocs"] == "1"
+        assert "reconcile --loop" in reconciler["command"]
+        assert reconciler["autostart"] == "false"
+
+
+def test_supervisor_installed_programs_run_as_the_novel_user_and_log_in_its_directory() -> None:
+    parser = _ini("supervisor/novel-ingest.conf")
+    programs = [parser[name] for name in parser.sections() if name.startswith("program:")]
+    assert len(programs) == 4
+    for program in programs:
+        assert program["user"] == "novel"
+        assert program["directory"] == "/opt/novel-ingest"
+        assert program["stdout_logfile"].startswith("/var/log/novel-ingest/")
+    steps = (DEPLOY / "README.md").read_text()
+    assert "useradd --system" in steps and "install -d -o novel -g novel" in steps
+    assert "/var/log/novel-ingest" in steps
+
+
+def test_standalone_supervisord_keeps_its_files_in_the_checkouts_run_directory() -> None:
+    parser = _ini("supervisor/supervisord.conf")
+    run = "%(here)s/../../run/"
+    assert parser["unix_http_server"]["file"] == run + "supervisor.sock"
+    assert parser["supervisorctl"]["serverurl"] == "unix://" + run + "supervisor.sock"
+    assert parser["supervisord"]["pidfile"].startswith(run)
+    assert parser["supervisord"]["logfile"].startswith(run)
+    assert parser["supervisord"]["childlogdir"] == run.rstrip("/")
+    programs = [parser[name] for name in parser.sections() if name.startswith("program:")]
+    assert programs and all(p["stdout_logfile"].startswith(run) for p in programs)
+    assert "/tmp" not in (DEPLOY / "supervisor" / "supervisord.conf").read_text()
+    assert parser["program:novel-worker"]["numprocs"] == "%(ENV_WORKER_PROCESSES)s"
+
+
+SERVICES = sorted(unit.name for unit in (DEPLOY / "systemd").glob("*.service"))
+HARDENING = {
+    "NoNewPrivileges": "true",
+    "ProtectSystem": "strict",
+    "ReadWritePaths": "/opt/novel-ingest/data",
+    "PrivateTmp": "true",
+    "ProtectHome": "true",
+    "CapabilityBoundingSet": "",
+}
+
+
+def test_systemd_services_are_hardened() -> None:
+    assert len(SERVICES) == 4
+    for name in SERVICES:
+        unit = _unit(name)
+        assert {key: unit.get(key) for key in HARDENING} == HARDENING, name
+        assert unit["User"] == "novel", name
+
+
+def test_systemd_target_leaves_the_reconciler_optional() -> None:
+    target = _unit("novel-ingest.target")
+    assert target["Wants"].split() == ["novel-api.service"]
+
+
+def _units_for_this_machine(directory: Path) -> list[Path]:
+    """deploy/systemd/ copied to `directory`, /opt/novel-ingest pointed at a checkout
+    that exists there, and the venv's python at the one running the tests: verify checks
+    that ExecStart's binaries exist."""
+    checkout = directory / "novel-ingest"
+    (checkout / "data").mkdir(parents=True)
+    units = []
+    for source in sorted((DEPLOY / "systemd").iterdir()):
+        text = source.read_text().replace("/opt/novel-ingest/.venv/bin/python", sys.executable)
+        units.append(directory / source.name)
+        units[-1].write_text(text.replace("/opt/novel-ingest", str(checkout)))
+    return units
+
+
+def _systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    if found is None:
+        pytest.skip("systemd-analyze is not installed")
+    return found
+
+
+def test_systemd_units_verify(tmp_path: Path) -> None:
+    units = _units_for_this_machine(tmp_path)
+    assert len(units) == 5
+    done = subprocess.run(
+        [_systemd_analyze(), "verify", *map(str, units)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    about_ours = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if str(tmp_path) in line or any(unit.name.split("@")[0] in line for unit in units)
+    ]
+    assert about_ours == []
+
+
+def test_systemd_services_expose_little(tmp_path: Path) -> None:
+    analyze = _systemd_analyze()
+    version = subprocess.run([analyze, "--version"], capture_output=True, text=True, check=True)
+    if int(version.stdout.split()[1]) < 250:  # `security --offline` came in systemd 250
+        pytest.skip("systemd-analyze cannot assess units offline")
+    for unit in _units_for_this_machine(tmp_path):
+        if unit.suffix != ".service":
+            continue
+        # exposure 0-100 (shown as 0.0-10.0); "OK" is below 4.0
+        argv = [analyze, "security", "--offline=true", "--threshold=30", str(unit)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout[-2000:]
 
 
 def test_systemd_worker_stops_warm() -> None:
@@ -104,14 +217,66 @@ def _argv(service: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def test_compose_publishes_the_api_alone() -> None:
+def test_compose_publishes_the_api_and_the_dashboard_on_loopback() -> None:
     services = _compose()
     published = {name for name, service in services.items() if service.get("ports")}
-    assert published == {"api"}
+    assert published == {"api", "dashboard"}
     assert services["api"]["ports"] == ["8000:8000"]
-    # the dashboard has no login yet: started only on request, and never published
-    assert services["dashboard"]["profiles"] == ["dashboard"]
+    # the dashboard: on the host's loopback unless DASHBOARD_PUBLISH_HOST widens it
+    assert services["dashboard"]["ports"] == ["${DASHBOARD_PUBLISH_HOST:-127.0.0.1}:9181:9181"]
     assert "expose" not in services["redis"] and "expose" not in services["postgres"]
+
+
+def test_compose_dashboard_needs_a_login() -> None:
+    dashboard = _compose()["dashboard"]
+    environment = dashboard["environment"]
+    assert environment["DASHBOARD_USERNAME"].startswith("${DASHBOARD_USERNAME:?")
+    assert environment["DASHBOARD_PASSWORD"].startswith("${DASHBOARD_PASSWORD:?")
+    assert dashboard["command"] == ["python", "cli.py", "dashboard"]
+    # no profile: compose checks required variables of every service whatever the
+    # profiles, so the login is asked for anyway; the dashboard runs with the rest
+    assert "profiles" not in dashboard
+
+
+def test_compose_reconciler_is_optional() -> None:
+    assert _compose()["reconciler"]["profiles"] == ["reconciler"]
+
+
+def _dockerignore() -> list[str]:
+    """.dockerignore's patterns, as Docker reads them: relative to the context's root
+    (`/x` and `x/` mean `x`), `!` re-including."""
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return [p[0] + p[1:].strip("/") if p.startswith("!") else p.strip("/") for p in patterns]
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
+    patterns = _dockerignore()
+    kept_out = {".venv", "data", "run", ".env", ".git", "**/__pycache__"}
+    kept_out |= {".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
+    assert kept_out <= set(patterns)
+    reincluded = [p[1:] for p in patterns if p.startswith("!")]
+    assert reincluded == [".env.example"]  # documentation, no secret
+    # and the image still gets what it runs
+    for needed in ("requirements.txt", "main.py", "worker.py", "cli.py", "migrations"):
+        assert not any(p in (needed, "*", "**") for p in patterns), needed
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="docker is not installed")
+def test_compose_file_is_valid_for_docker_compose() -> None:
+    has_compose = subprocess.run(["docker", "compose", "version"], capture_output=True)
+    if has_compose.returncode != 0:
+        pytest.skip("docker has no compose plugin")
+    secrets = {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "API_KEYS"}
+    secrets |= {"DASHBOARD_USERNAME", "DASHBOARD_PASSWORD"}
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", **{name: "x" for name in secrets}}
+    argv = ["docker", "compose", "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    missing = subprocess.run(
+        argv, capture_output=True, text=True, env={**env, "DASHBOARD_PASSWORD": ""}, timeout=60
+    )
+    assert missing.returncode != 0 and "DASHBOARD_PASSWORD" in missing.stderr
 
 
 def test_compose_api_needs_keys() -> None:

@@ -6,10 +6,18 @@ import itertools
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from db import session_scope
 from models import IngestionJob, JobEvent, JobStatus
-from models.ingestion_job import ALLOWED, TERMINAL, claim, record_progress, transition
+from models.ingestion_job import (
+    ALLOWED,
+    TERMINAL,
+    claim,
+    record_progress,
+    reopen,
+    transition,
+)
 from tests.utils.factories import make_job
 
 pytestmark = pytest.mark.usefixtures("pg_db")
@@ -99,3 +107,44 @@ def test_progress_is_written_only_by_the_owning_run() -> None:
         job = session.get(IngestionJob, job_id)
         assert job is not None
         assert (job.chapters_found, job.chapters_fetched) == (0, 4)
+
+
+@pytest.mark.parametrize("source", list(JobStatus))
+def test_reopen_moves_only_an_error_back_to_queued(source: JobStatus) -> None:
+    job_id = _job_in(source)
+    with session_scope() as session:
+        moved = reopen(session, job_id, message="retried by user")
+    assert moved is (source is JobStatus.ERROR)
+    assert _status(job_id) == (JobStatus.QUEUED.value if moved else source.value)
+
+
+def test_reopen_starts_a_fresh_attempt_and_keeps_the_history() -> None:
+    job_id = _job_in(JobStatus.SAVING)
+    with session_scope() as session:
+        record_progress(session, job_id, run_id="run-1", chapters_found=5, chapters_saved=2)
+        assert transition(session, job_id, JobStatus.ERROR, message="gave up after 3 attempts")
+    with session_scope() as session:
+        assert reopen(session, job_id, message="retried by user")
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        fresh = (job.status, job.attempts, job.run_id, job.error_message, job.last_error)
+        assert fresh == ("queued", 0, None, None, None)
+        assert (job.chapters_found, job.chapters_saved, job.finished_at) == (0, 0, None)
+        events = session.execute(
+            select(JobEvent.status, JobEvent.message).where(JobEvent.job_id == job_id)
+        ).all()
+    assert events == [("error", "gave up after 3 attempts"), ("queued", "retried by user")]
+
+
+def test_reopen_is_refused_by_the_database_while_another_job_of_the_fiction_is_active() -> None:
+    failed = _job_in(JobStatus.ERROR)
+    with session_scope() as session:
+        job = session.get(IngestionJob, failed)
+        assert job is not None
+        session.add(
+            IngestionJob(source_url=job.source_url, site=job.site, site_novel_id=job.site_novel_id)
+        )
+    with pytest.raises(IntegrityError), session_scope() as session:
+        reopen(session, failed, message="retried by user")
+    assert _status(failed) == "error"

@@ -31,10 +31,10 @@ def test_worker_parent_heap_is_frozen_before_any_fork() -> None:
     assert int(out.stdout.strip()) > 50_000
 
 
-def test_worker_listens_on_every_priority_queue_high_first() -> None:
+def test_worker_listens_on_callbacks_then_every_priority_queue_high_first() -> None:
     probe = "import worker; print(' '.join(q.name for q in worker.build_worker('probe').queues))"
     env = {**os.environ, "QUEUE_NAME": "books"}  # the worker names itself in Redis
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["books-high", "books", "books-low"]
+    assert out.stdout.split() == ["books-callbacks", "books-high", "books", "books-low"]
