@@ -586,18 +586,15 @@ def export_epub(
     novel_id: Annotated[int, typer.Argument(help="the stored novel")],
     output: Annotated[Path, typer.Option("--output", "-o", help="the EPUB file to write")],
 ) -> None:
-    """Write a stored novel as an EPUB 3 book (the one GET /novels/{id}/export.epub serves)."""
+    """Write a stored novel as an EPUB 3 book.
+
+    The same book GET /novels/{id}/export.epub serves.
+    """
     import shutil
 
     import export  # ebooklib loads for this command only
-    from errors import NotFoundError
-
-    try:
-        with session_scope() as session:
-            book = export.export_novel(session, novel_id, settings=get_settings())
-    except NotFoundError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(1) from None
+    with session_scope() as session:  # an unknown id is a NotFoundError: exit 2, like status
+        book = export.export_novel(session, novel_id, settings=get_settings())
     shutil.copyfile(book.path, output)
     console.print(f"novel {novel_id}: {output}", markup=False)
 

@@ -8,6 +8,14 @@ There is one RQ queue per priority: `<QUEUE_NAME>-high`, `<QUEUE_NAME>` (normal)
 dequeue serves high first. A row's RQ job stays on its queue for good: RQ puts retries
 back on the job's origin queue, and the functions that look up or cancel an RQ job find it
 by id, whatever its queue.
+
+RQ's state says what the row says (rq info, rq-dashboard): an RQ job ends finished only
+when its row is DONE, failed (with the row's error_message in its result) when ERROR,
+canceled when a user cancelled it; `perform` and the worker's `align` see to it. The row's
+`attempts` is the one retry budget: no RQ Retry is set at enqueue; a retry (a retryable
+failure, a killed horse) is the same RQ job scheduled again, only while the row has
+attempts left. A row counts as enqueued only where RQ really keeps it: on its queue's
+list, in the scheduled or deferred registry, or started on a live worker (`Pusher`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    case,
     false,
     insert,
     text,
@@ -204,6 +205,13 @@ _FRESH_ATTEMPT: dict[str, Any] = {
     "chapters_locked": 0,
     "changes": None,
     "warnings": [],
+    # the new attempt's end is told again: a callback_url gets a fresh delivery
+    "callback_status": case(
+        (IngestionJob.callback_url.is_not(None), CallbackStatus.PENDING.value), else_=None
+    ),
+    "callback_attempts": 0,
+    "callback_error": None,
+    "callback_delivered_at": None,
 }
 
 

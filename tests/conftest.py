@@ -37,6 +37,7 @@ os.environ.update(
         "STUCK_GRACE": "3",
         "RECONCILE_INTERVAL": "1",
         "LOG_LEVEL": "INFO",
+        "EXPORT_CACHE_DIR": f"/tmp/novel_ingest_test_exports_{os.getpid()}",
         # TestClient's host is "testserver"; test_auth.py checks the default
         "API_ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
     }

@@ -15,7 +15,6 @@ from tests.utils.chaos import children, gone, horse_of, title
 from tests.utils.jobs import counts, submit, wait_job
 from tests.utils.services import WorkerProcess, wait_for
 
-
 # The second test runs the reconciler's pass itself: no worker may run it first.
 OWN_PASSES = {"WORKER_RECONCILE": "false"}
 

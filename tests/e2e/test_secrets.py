@@ -254,7 +254,7 @@ def test_passwords_work_and_show_nowhere(
 
     # ... and neither password shows anywhere
     assert "Listening on" in worker.log()
-    assert any("rq_dashboard" in line for line in seen.values())
+    assert any("cli.py dashboard" in line for line in seen.values())
     shown = {
         "worker log": worker.log(),
         "dashboard log": dashboard.log_path.read_text(),

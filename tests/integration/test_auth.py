@@ -226,7 +226,12 @@ def _operations(document: dict) -> dict[str, dict]:
 
 
 SCHEMES = [{"BearerKey": []}, {"ApiKeyHeader": []}]
-WRITES = {"POST /ingest", "POST /jobs/{job_id}/cancel", "POST /novels/{novel_id}/refresh"}
+WRITES = {
+    "POST /ingest",
+    "POST /jobs/{job_id}/cancel",
+    "POST /jobs/{job_id}/retry",
+    "POST /novels/{novel_id}/refresh",
+}
 
 
 def test_openapi_declares_keys_where_they_are_needed(

@@ -281,7 +281,7 @@ def test_route_serves_the_book_with_etag_and_304(api: TestClient) -> None:
     assert {"304", "404"} <= set(operation["responses"])
 
 
-def test_cli_export_writes_the_book_and_exits_1_for_an_unknown_novel(
+def test_cli_export_writes_the_book_and_exits_2_for_an_unknown_novel(
     export_dir: Path, tmp_path: Path
 ) -> None:
     novel_id = _store(*_sample())
@@ -296,7 +296,7 @@ def test_cli_export_writes_the_book_and_exits_1_for_an_unknown_novel(
     unknown = subprocess.run(
         [*command, "999", "-o", str(out)], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    assert unknown.returncode == 1 and "novel 999 not found" in unknown.stdout
+    assert unknown.returncode == 2 and "novel 999 not found" in unknown.stdout
 
 
 def test_chapter_text_is_read_in_batches_while_the_book_is_written(
