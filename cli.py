@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 import ingestion_queue
 import jobs
 import logs
-import queue_admin
 import reconciler
 import scheduler
 import stats as figures
@@ -87,11 +86,11 @@ def process_queue(
 def _judge_queued(settings: Settings) -> tuple[int, int]:
     """(QUEUED rows, how many of them have a live RQ job), judged as a push would judge
     them, batch by batch."""
-    connection = ingestion_queue.redis_connection(settings)
+    pusher = ingestion_queue.Pusher(settings)  # reads the queue lists once, not per row
     found = live = 0
     for rows in reconciler.queued_batches(settings.process_queue_batch):
         found += len(rows)
-        states = [ingestion_queue.run_state(job_id, connection=connection) for job_id, _ in rows]
+        states = pusher.states([job_id for job_id, _ in rows])
         live += states.count(ingestion_queue.RunState.LIVE)
     return found, live
 
@@ -428,7 +427,7 @@ def workers() -> None:
     when none serves them.
     """
     settings = get_settings()
-    found = queue_admin.workers(settings)
+    found = ingestion_queue.workers(settings)
     rows = [
         (
             worker.name,
@@ -593,6 +592,7 @@ def export_epub(
     import shutil
 
     import export  # ebooklib loads for this command only
+
     with session_scope() as session:  # an unknown id is a NotFoundError: exit 2, like status
         book = export.export_novel(session, novel_id, settings=get_settings())
     shutil.copyfile(book.path, output)

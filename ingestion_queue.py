@@ -55,6 +55,7 @@ from rq.registry import (
 )
 from rq.scheduler import RQScheduler
 from rq.timeouts import JobTimeoutException
+from rq.worker import BaseWorker
 
 from config import Settings, get_settings
 from errors import CANCELLED_BY_USER, JobFailed, QueueUnavailableError, safe_message
@@ -563,7 +564,7 @@ def enqueue_due_retries(settings: Settings | None = None) -> int:
     first means this never competes with a live scheduler; the locks are per queue, and
     only the queues whose lock it got are served. Returns how many were moved.
     """
-    every = queues(settings)
+    every = served_queues(settings or get_settings())  # callback retries too
     scheduler = RQScheduler(every, connection=every[0].connection)
     try:
         owned = scheduler.acquire_locks()
@@ -616,12 +617,22 @@ def perform(job_id: int) -> Retry | str:
         outcome = run_ingestion(job_id, settings=settings, fatal=(JobTimeoutException,))
     except JobTimeoutException:
         abandon(job_id, reason=f"timed out after {settings.job_timeout} s", final=True)
+        _tell_callback(job_id, settings)
         return _as_the_row_ended(job_id)
     if outcome.retry_in is not None:
         return _retry_in(outcome.retry_in)
+    _tell_callback(job_id, settings)
     if outcome.status is JobStatus.DONE:
         return JobStatus.DONE.value
     return _as_the_row_ended(job_id)
+
+
+def _tell_callback(job_id: int, settings: Settings) -> None:
+    """The fast path of a callback_url delivery: queued as the run ends (the reconciler's
+    pass queues any that this missed). Does nothing for a job without one, or not ended."""
+    import callback
+
+    callback.notify(job_id, settings)
 
 
 def _as_the_row_ended(job_id: int) -> Retry | str:
@@ -753,6 +764,13 @@ class IngestionWorker(Worker):
         finally:
             self._companion.stop()
 
+    def perform_job(self, job: Job, queue: Queue) -> bool:
+        """In the horse: RQ's own lines about the job ("Job OK") carry its id too."""
+        import logs
+
+        with logs.job_context(job_id=row_id(job.id)):
+            return bool(super().perform_job(job, queue))
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         super().execute_job(job, queue)
         job_id = row_id(job.id)
@@ -785,6 +803,7 @@ class IngestionWorker(Worker):
             if abandon(job_id, reason=reason, final=timed_out) is JobStatus.ERROR:
                 row = row_state(job_id)
                 self._death_notes[job.id] = row.error if row and row.error else reason
+                _tell_callback(job_id, get_settings())
         except Exception:  # the reconciler settles it later
             log.exception("could not settle job %s after its work-horse died", job_id)
         _free_sites_of(self.connection, retpid)
@@ -848,3 +867,76 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != _forking["pid"]:  # the parent died before the request took effect
         os._exit(1)
+
+
+# --- what the operators' commands read (cli.py stats, workers, purge; GET /stats) -------
+
+
+def served_queues(settings: Settings) -> list[Queue]:
+    """Every queue the workers serve, in their order: callbacks, high, normal, low."""
+    return [callback_queue(settings), *queues(settings)]
+
+
+def queue_depths(settings: Settings) -> dict[str, int]:
+    """Jobs waiting on each served queue, by queue name."""
+    try:
+        return {queue.name: queue.count for queue in served_queues(settings)}
+    except RedisError as error:
+        raise unavailable(error) from error
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """One RQ worker as `cli.py workers` shows it."""
+
+    name: str
+    state: str  # idle, busy, suspended ...
+    current_job: str | None  # the RQ id of the job it runs now
+    queues: list[str]
+    last_heartbeat: datetime | None  # UTC
+    successful: int  # jobs it finished
+    failed: int  # jobs that failed on it
+
+
+def workers(settings: Settings) -> list[WorkerView]:
+    """The workers registered on any served queue, each once, by name."""
+    try:
+        found: dict[str, BaseWorker] = {}
+        for queue in served_queues(settings):
+            for worker in Worker.all(queue=queue):
+                found.setdefault(worker.name, worker)
+        return [_view(worker) for _, worker in sorted(found.items())]
+    except RedisError as error:
+        raise unavailable(error) from error
+
+
+def _view(worker: BaseWorker) -> WorkerView:
+    return WorkerView(
+        name=worker.name,
+        state=str(worker.get_state()),
+        current_job=worker.get_current_job_id(),
+        queues=worker.queue_names(),
+        last_heartbeat=worker.last_heartbeat,
+        successful=worker.successful_job_count,
+        failed=worker.failed_job_count,
+    )
+
+
+def delete_spent(job_ids: Sequence[int], *, settings: Settings) -> int:
+    """Delete the RQ jobs of these rows that have ended (a waiting or running one is left
+    alone); returns how many were deleted."""
+    connection = redis_connection(settings)
+    try:
+        found = Job.fetch_many([rq_job_id(job_id) for job_id in job_ids], connection=connection)
+        spent = [job for job in found if job is not None and not _is_live(job)]
+        with connection.pipeline() as pipe:
+            for job in spent:
+                job.delete(pipeline=pipe)
+            pipe.execute()
+    except RedisError as error:
+        raise unavailable(error) from error
+    return len(spent)
+
+
+def _is_live(job: Job) -> bool:
+    return job.get_status(refresh=False) in LIVE  # as fetched: no round trip per job

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, aliased
 
 import callback
 import ingestion_queue
-import queue_admin
 from config import Settings, get_settings
 from crawler import sites
 from db import keyset_batches, session_scope
@@ -427,6 +426,6 @@ def _purge_batch(
     report.jobs += len(gone)
     if gone and report.redis_error is None:
         try:
-            report.rq_jobs += queue_admin.delete_spent(gone, settings=settings)
+            report.rq_jobs += ingestion_queue.delete_spent(gone, settings=settings)
         except QueueUnavailableError as error:  # they expire on their own (RESULT_TTL)
             report.redis_error = str(error)

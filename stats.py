@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import queue_admin
+import ingestion_queue
 from config import Settings
 from errors import QueueUnavailableError
 from models import IngestionJob, JobStatus
@@ -38,8 +38,8 @@ def collect(session: Session, *, settings: Settings) -> Stats:
             figures.jobs[status] += count
     figures.oldest_queued_seconds = oldest_queued_seconds(session)
     try:
-        figures.queues = queue_admin.queue_depths(settings)
-        figures.workers = len(queue_admin.workers(settings))
+        figures.queues = ingestion_queue.queue_depths(settings)
+        figures.workers = len(ingestion_queue.workers(settings))
     except QueueUnavailableError as error:
         figures.queues, figures.workers, figures.redis_error = None, None, str(error)
     return figures
