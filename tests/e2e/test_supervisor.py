@@ -120,7 +120,9 @@ def test_supervisord_runs_the_workers_rq_sees_and_stops_them(
     names = sorted(name.rsplit(".", 1)[0] for name in rq_workers())  # less the unique suffix
     assert names == [f"{host}-worker-00", f"{host}-worker-01", f"{host}-worker-02"]
     assert len(checkout.running("novel-worker")) == 3
-    assert checkout.running("novel-api") == ["novel-api"], checkout.logs()
+    # the API migrates first, then must stay up for startsecs before supervisord says RUNNING
+    api_up = wait_for(lambda: checkout.running("novel-api") == ["novel-api"], timeout=START_TIMEOUT)
+    assert api_up, checkout.logs()
     # the optional programs do not start by themselves
     assert checkout.running("novel-reconciler") == []
     assert checkout.running("novel-dashboard") == []
