@@ -53,6 +53,7 @@ def _epubcheck(path: Path) -> str:
     return report
 
 
+@pytest.mark.slow
 def test_every_site_s_novels_export_as_valid_books(
     api_exporting: TestClient,
     fixture_sites: dict[str, FixtureSite],

@@ -12,6 +12,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import func, select
@@ -104,6 +105,7 @@ def test_a_queue_emptied_by_hand_is_pushed_again_and_each_job_runs_once(
     assert counts()[0] == 30
 
 
+@pytest.mark.chaos  # flushes Redis under a running fleet
 def test_api_and_two_workers_recover_from_a_redis_flushed_mid_run(
     api: TestClient, redis_conn: Redis, fixture_site: FixtureSite, start_worker: Any
 ) -> None:

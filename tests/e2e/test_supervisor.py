@@ -19,7 +19,7 @@ from tests.utils import services
 from tests.utils.chaos import descendants, kill
 from tests.utils.services import ROOT, wait_for
 
-pytestmark = pytest.mark.usefixtures("pg_db")
+pytestmark = [pytest.mark.usefixtures("pg_db"), pytest.mark.slow]
 
 CONF = Path("deploy/supervisor/supervisord.conf")  # inside a checkout
 CTL_TIMEOUT = 90  # a warm stop of idle workers takes seconds; this only bounds a hang
