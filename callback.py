@@ -5,7 +5,9 @@ every reconciler pass for any ended job whose callback is still pending with no 
 queued (a crash, a Redis outage): a callback is never lost. Deliveries run as RQ jobs
 (`deliver`, queued by ingestion_queue.enqueue_callback on `<QUEUE_NAME>-callbacks`),
 retried by RQ with backoff (CALLBACK_BACKOFF doubling); the row counts the attempts and
-gives up after CALLBACK_ATTEMPTS.
+gives up after CALLBACK_ATTEMPTS. Each attempt is claimed first (a compare-and-set of the
+attempt count, on the outcome seen): two copies of a delivery never both POST, and an
+attempt settles only the outcome it told (not a retried job's new end).
 
 Where: the URL rules of ingest URLs (http(s), no user:password@, at most 2048
 characters) when it is submitted, and at each delivery the crawler's address policy
@@ -15,11 +17,11 @@ host[:port] is in CALLBACK_ALLOWED_HOSTS. The request goes to the address checke
 second lookup), follows no redirect and reads no answer body.
 
 What: a JSON body (`payload`), `X-Novel-Ingest-Event: job.done | job.error`, an
-`X-Delivery-Id` that stays the same for every attempt of one job's callback (receivers
-de-duplicate on it), and with CALLBACK_SECRET set `X-Signature-256: sha256=<hex>`, the
-HMAC-SHA256 of the exact body bytes under that secret. The body holds `sent_at` (and
-the attempt number), so the signature covers the time it was sent: a receiver may refuse
-an old body replayed.
+`X-Delivery-Id` that stays the same for every attempt of one outcome's callback and is new
+for a new outcome of the job (a retried job's end: receivers de-duplicate on it), and
+with CALLBACK_SECRET set `X-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the exact
+body bytes under that secret. The body holds `sent_at` (and the attempt number), so the
+signature covers the time it was sent: a receiver may refuse an old body replayed.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 import ingestion_queue
 from config import Settings, get_settings
@@ -61,8 +65,9 @@ EVENT_HEADER = "X-Novel-Ingest-Event"
 SIGNATURE_HEADER = "X-Signature-256"
 DELIVERY_ID_HEADER = "X-Delivery-Id"
 ATTEMPT_HEADER = "X-Delivery-Attempt"
-# X-Delivery-Id is a UUID derived from the job (id and creation time): the same for every
-# attempt, and not repeated by another job, even in a database started afresh.
+# X-Delivery-Id is a UUID derived from the job's outcome (id, creation and end time): the
+# same for every attempt of that outcome's delivery, new for a retried job's new end, and
+# not repeated by another job, even in a database started afresh.
 DELIVERY_NAMESPACE = uuid.UUID("6f1d2a4e-9c1b-4d7e-8a51-3b0c2f9e7d10")
 
 
@@ -72,11 +77,15 @@ def check_url(url: str) -> str:
     url = url.strip()
     if len(url) > URL_LIMIT:
         raise InvalidURLError(f"a callback_url is at most {URL_LIMIT} characters")
+    invalid = InvalidURLError("callback_url is not a valid URL")
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise invalid  # a space or control character: a header injected, a request split
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- raises on a port out of range or not a number
-    except ValueError:
-        raise InvalidURLError("callback_url is not a valid URL") from None
+        httpx.URL(url)  # as it is sent: deliver must not meet a URL httpx refuses
+    except (ValueError, httpx.InvalidURL):
+        raise invalid from None
     if "@" in parts.netloc:
         raise InvalidURLError(
             "a callback_url with a user name or password (user:password@host) is refused:"
@@ -143,7 +152,9 @@ def event_name(status: str) -> str:
 
 
 def delivery_id(job: IngestionJob) -> str:
-    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{job.id}:{job.created_at.isoformat()}"))
+    """The same for every attempt of one outcome; a retried job's new end has a new one."""
+    name = f"{job.id}:{job.created_at.isoformat()}:{_iso(job.finished_at) or ''}"
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, name))
 
 
 def _iso(value: Any) -> str | None:
@@ -229,28 +240,62 @@ def deliver(job_id: int) -> str:
         job = session.get(IngestionJob, job_id)
         if job is None or not _due(job):
             return "skipped"
-        if job.callback_attempts >= settings.callback_attempts:
-            _settle(
-                job_id, CallbackStatus.FAILED, _gave_up(job.callback_attempts, job.callback_error)
-            )
-            return "failed"
-        attempt = job.callback_attempts + 1
-        job.callback_attempts = attempt
+        done, seen = job.callback_attempts, job.finished_at
+        if done >= settings.callback_attempts:
+            given_up = _gave_up(done, job.callback_error)
+            settled = _settle(job_id, CallbackStatus.FAILED, given_up, attempt=done, seen=seen)
+            return "failed" if settled else SUPERSEDED
+        if not _claim(session, job_id, done, seen):
+            return "skipped"  # another copy of this delivery has it, or the job moved on
+        attempt = done + 1
         url, body = str(job.callback_url), payload(job, attempt=attempt)
+    fence = Fence(job_id, attempt, seen)
     try:
         status = _send(url, body, settings=settings)
     except RefusedURLError as error:
         # the reason, not the URL: its query string may hold the receiver's token
-        _settle(job_id, CallbackStatus.FAILED, f"callback_url refused: {error.reason}")
-        return "refused"
+        refused = f"callback_url refused: {error.reason}"
+        return "refused" if fence.settle(CallbackStatus.FAILED, refused) else SUPERSEDED
     except RetryableFailure as error:
         reason = str(error)
     else:
         if 200 <= status < 300:
-            _settle(job_id, CallbackStatus.DELIVERED, None)
-            return "delivered"
+            return "delivered" if fence.settle(CallbackStatus.DELIVERED, None) else SUPERSEDED
         reason = f"the receiver answered HTTP {status}"
-    return _failed(job_id, attempt, reason, settings=settings)
+    return _failed(fence, reason, settings=settings)
+
+
+SUPERSEDED = "superseded"  # what deliver returns when the attempt's outcome is not the row's
+
+
+@dataclass(frozen=True)
+class Fence:
+    """One claimed attempt: it settles the row only while the row is still that attempt of
+    that outcome (a reopen resets the attempts and ends the job again at another time)."""
+
+    job_id: int
+    attempt: int
+    seen: datetime | None  # the row's finished_at when the attempt was claimed
+
+    def settle(self, status: CallbackStatus, error: str | None) -> bool:
+        return _settle(self.job_id, status, error, attempt=self.attempt, seen=self.seen)
+
+
+def _claim(session: Session, job_id: int, done: int, seen: datetime | None) -> bool:
+    """Attempt `done + 1` of the outcome that ended at `seen`, if no one took it first."""
+    claimed = session.execute(
+        update(IngestionJob)
+        .where(
+            IngestionJob.id == job_id,
+            IngestionJob.callback_status == CallbackStatus.PENDING.value,
+            IngestionJob.callback_attempts == done,
+            IngestionJob.status.in_([s.value for s in TERMINAL]),
+            IngestionJob.finished_at == seen,
+        )
+        .values(callback_attempts=done + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _send(url: str, body: dict[str, Any], *, settings: Settings) -> int:
@@ -259,16 +304,22 @@ def _send(url: str, body: dict[str, Any], *, settings: Settings) -> int:
     sent = headers(body, raw, target=checked, settings=settings)
     try:
         return post(checked, raw, sent, timeout=settings.callback_timeout)
+    except httpx.InvalidURL:
+        # a row stored before check_url refused such URLs; never retried, never echoed
+        raise RefusedURLError(url, "not a valid URL") from None
     except httpx.HTTPError as error:
         raise RetryableFailure(describe(error, settings.callback_timeout)) from None
 
 
-def _failed(job_id: int, attempt: int, reason: str, *, settings: Settings) -> str:
+def _failed(fence: Fence, reason: str, *, settings: Settings) -> str:
     """Keep the reason; the last attempt marks the callback failed. Raises either way, so
-    RQ retries (and, once its retries are spent, shows the delivery as failed)."""
+    RQ retries (and, once its retries are spent, shows the delivery as failed), unless
+    the row has moved on from this attempt (another outcome's delivery has it)."""
+    job_id, attempt = fence.job_id, fence.attempt
     last = attempt >= settings.callback_attempts
     status = CallbackStatus.FAILED if last else CallbackStatus.PENDING
-    _settle(job_id, status, _gave_up(attempt, reason) if last else safe_message(reason))
+    if not fence.settle(status, _gave_up(attempt, reason) if last else safe_message(reason)):
+        return SUPERSEDED
     log.warning("callback of job %s, attempt %s: %s", job_id, attempt, reason)
     raise RetryableFailure(f"callback of job {job_id} not delivered: {reason}")
 
@@ -281,23 +332,29 @@ def _due(job: IngestionJob) -> bool:
     return JobStatus(job.status) in TERMINAL and job.callback_status == CallbackStatus.PENDING
 
 
-def _settle(job_id: int, status: CallbackStatus, error: str | None) -> None:
-    """Write where the delivery stands, unless it was settled already."""
+def _settle(
+    job_id: int, status: CallbackStatus, error: str | None, *, attempt: int, seen: datetime | None
+) -> bool:
+    """Write where the delivery stands, unless it was settled already or the row is no
+    longer attempt `attempt` of the outcome that ended at `seen`; whether it was written."""
     values: dict[str, Any] = {"callback_status": status.value}
     if error is not None or status is CallbackStatus.DELIVERED:
         values["callback_error"] = error
     if status is CallbackStatus.DELIVERED:
         values["callback_delivered_at"] = utcnow()
     with session_scope() as session:
-        session.execute(
+        settled = session.execute(
             update(IngestionJob)
             .where(
                 IngestionJob.id == job_id,
                 IngestionJob.callback_status == CallbackStatus.PENDING.value,
+                IngestionJob.callback_attempts == attempt,
+                IngestionJob.finished_at == seen,
             )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        return bool(settled.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def notify(job_id: int, settings: Settings) -> bool:

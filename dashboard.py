@@ -6,6 +6,13 @@ from a command line, which every user of the host can read in /proc. rq-dashboar
 answer anyone) and compares with `!=`. Here one WSGI wrapper guards every path, comparing in
 constant time. Without a login the dashboard listens on 127.0.0.1 only, like the API
 without keys (api/binding.py).
+
+In both modes a second wrapper, `SameSite`, guards against other sites' pages: browsers
+resend cached basic-auth credentials, and without a login anyone's browser on this host can
+reach 127.0.0.1. It refuses (403) a Host header that is not this dashboard's (on loopback:
+loopback names only, against DNS rebinding), and a cross-site request that could change
+anything: every method but GET/HEAD, and every path naming an action (rq-dashboard's
+/requeue/<queue> answers GET too).
 """
 
 from __future__ import annotations
@@ -17,16 +24,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
+from fastapi import Request
 from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import setup_rq_connection
 from werkzeug.datastructures import Authorization
 from werkzeug.serving import run_simple
 
+from api.auth import is_cross_site
 from api.binding import EVERYWHERE, LOOPBACK, is_loopback
 from config import Settings
 from errors import IngestError
 
 REALM = "novel-ingest dashboard"
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+# the path segments of rq-dashboard 0.9.0's routes that change state (rq_dashboard/web.py):
+# /job/<id>/delete, /job/<id>/requeue, /requeue/<queue> (GET too), /queue/<q>/<reg>/empty,
+# /queue/<q>/compact
+ACTIONS = frozenset({"delete", "requeue", "empty", "compact"})
+ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 
 
 class DashboardSetupError(IngestError):
@@ -111,8 +126,76 @@ class BasicAuth:
         return user & word
 
 
-def make_app(settings: Settings, login: Login | None) -> WSGIApplication:
-    """rq-dashboard's Flask app on REDIS_URL, behind `login` when there is one."""
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: "[::1]:9181" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _forbidden(start_response: StartResponse, reason: str) -> Iterable[bytes]:
+    start_response(
+        "403 Forbidden",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")],
+    )
+    return [reason.encode() + b"\n"]
+
+
+class SameSite:
+    """WSGI middleware: only this dashboard's Host, and no changes from another site.
+
+    Bound to loopback, a Host that is not a loopback name is 403 (a DNS-rebound name);
+    bound to one address, that address or loopback; bound to every address (with a login),
+    any name. A request that could change state (not GET/HEAD, or a path with an action
+    segment) is 403 when a browser says another site's page made it (api.auth's rule:
+    `Sec-Fetch-Site: cross-site|same-site`, or an Origin that is not the Host). A client
+    sending neither header (curl, scripts) is let through.
+    """
+
+    def __init__(self, app: WSGIApplication, bound_host: str) -> None:
+        self.app = app
+        self._bound = host_name(bound_host)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if not self.host_allowed(environ.get("HTTP_HOST", "")):
+            return _forbidden(start_response, "this dashboard is not served under that name")
+        if changes_state(environ) and is_cross_site(_headers_only(environ)):
+            return _forbidden(start_response, "cross-site requests cannot change anything here")
+        return self.app(environ, start_response)
+
+    def host_allowed(self, host: str) -> bool:
+        if self._bound in ANY_ADDRESS:
+            return True
+        name = host_name(host)
+        if not name:
+            return False
+        return is_loopback(name) or (not is_loopback(self._bound) and name == self._bound)
+
+
+def changes_state(environ: WSGIEnvironment) -> bool:
+    """Not GET/HEAD, or a path with a segment naming one of rq-dashboard's actions."""
+    if str(environ.get("REQUEST_METHOD", "GET")).upper() not in SAFE_METHODS:
+        return True
+    segments = str(environ.get("PATH_INFO", "")).lower().split("/")
+    return not ACTIONS.isdisjoint(segments)
+
+
+def _headers_only(environ: WSGIEnvironment) -> Request:
+    """The headers api.auth.is_cross_site reads, as the (ASGI) Request it takes."""
+    keys = {"host": "HTTP_HOST", "origin": "HTTP_ORIGIN", "sec-fetch-site": "HTTP_SEC_FETCH_SITE"}
+    # PEP 3333: header values are latin-1 decoded strings
+    headers = [
+        (name.encode("latin-1"), str(environ[key]).encode("latin-1"))
+        for name, key in keys.items()
+        if key in environ
+    ]
+    return Request({"type": "http", "headers": headers})
+
+
+def make_app(settings: Settings, login: Login | None, bound_host: str) -> WSGIApplication:
+    """rq-dashboard's Flask app on REDIS_URL, behind `login` when there is one, and always
+    behind `SameSite` for `bound_host`."""
     flask_app = make_flask_app(None, None, None, "")
     flask_app.config.update(
         RQ_DASHBOARD_REDIS_URL=settings.redis_url,
@@ -121,7 +204,9 @@ def make_app(settings: Settings, login: Login | None) -> WSGIApplication:
     )
     setup_rq_connection(flask_app)
     app: WSGIApplication = flask_app
-    return app if login is None else BasicAuth(app, login)
+    if login is not None:
+        app = BasicAuth(app, login)
+    return SameSite(app, bound_host)
 
 
 def start_line(chosen: Plan) -> str:
@@ -137,7 +222,7 @@ def start_line(chosen: Plan) -> str:
 def serve(settings: Settings) -> None:
     """Serve until stopped; raises DashboardSetupError before listening if unsafe."""
     chosen = plan(settings)
-    app = make_app(settings, chosen.login)
+    app = make_app(settings, chosen.login, chosen.host)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per poll
     print(start_line(chosen), file=sys.stderr, flush=True)
     run_simple(chosen.host, chosen.port, app, threaded=True)

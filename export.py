@@ -53,6 +53,7 @@ FORMAT = "1"  # the book's layout: a change here makes every cached book stale
 MEDIA_TYPE = "application/epub+zip"
 TEXT_BATCH = 200  # chapters' text read from the database at once while writing
 TEMP_GRACE = 3600.0  # s: a temporary file older than this is left from a crashed build
+STALE_GRACE = 600  # seconds an older book of a novel is kept after a newer one is built
 UNDETERMINED = "und"  # BCP 47: the language is not known
 LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 # Characters XML 1.0 does not allow (tab, newline and carriage return it does).
@@ -155,9 +156,11 @@ def _write_atomically(session: Session, novel: Novel, path: Path) -> None:
 
 
 def _remove_stale(current: Path, *, novel_id: int) -> None:
-    """Older books of the novel, and temporary files left by builds that crashed."""
+    """Older books of the novel, once no download can still be about to send them (a
+    request that found one a moment ago opens it after this build), and temporary files
+    left by builds that crashed."""
     for other in current.parent.glob(f"{novel_id}-*.epub"):
-        if other != current:
+        if other != current and time.time() - other.stat().st_mtime > STALE_GRACE:
             other.unlink(missing_ok=True)
     for temporary in current.parent.glob(f".{novel_id}-*.tmp"):
         if time.time() - temporary.stat().st_mtime > TEMP_GRACE:

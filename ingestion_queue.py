@@ -133,6 +133,15 @@ def callback_queue(settings: Settings | None = None) -> Queue:
     )
 
 
+def _off_its_list(connection: Redis, job: Job) -> bool:
+    """A job whose hash says queued but that is on no list (its queue was DEL'd by hand).
+    A delivery popped by a worker this instant may look so too: delivering twice is
+    refused by callback.deliver's claim of the attempt."""
+    if job.get_status(refresh=False) != RQStatus.QUEUED:
+        return False
+    return connection.lpos(Queue(job.origin, connection=connection).key, job.id) is None
+
+
 def callback_rq_id(job_id: int) -> str:
     return f"callback-{job_id}"
 
@@ -148,9 +157,9 @@ def enqueue_callback(job_id: int, *, settings: Settings | None = None) -> bool:
     try:
         with suppress(NoSuchJobError, InvalidJobOperation):
             job = Job.fetch(rq_id, connection=connection)
-            if job.get_status() in LIVE:
+            if job.get_status() in LIVE and not _off_its_list(connection, job):
                 return False
-            job.delete()
+            job.delete()  # spent, or stranded by a queue emptied by hand
         intervals = [
             math.ceil(settings.callback_backoff * 2**n) for n in range(settings.callback_attempts)
         ]

@@ -98,6 +98,7 @@ def submit(
         raced = active_job_for(session, ref.site, ref.site_id)
         if raced is None:
             raise
+        _attach_callback(session, raced, callback_url, settings=settings)
         return Submission(job=raced, created=False, enqueued=True)
     _inject_fault(settings)
     return Submission(job=job, created=True, enqueued=_try_enqueue(job, settings))
@@ -303,8 +304,12 @@ def retry(session: Session, job_id: int, *, settings: Settings) -> Submission:
     except IntegrityError:  # another job of the fiction became active since the check
         session.rollback()
         _refuse_if_another_is_active(session, job)
-        raise
-    if not moved:  # retried (or purged) by another caller meanwhile
+        raise JobConflictError(
+            f"job {job_id} cannot be retried: another job of the same fiction became active"
+        ) from None
+    if not moved:  # retried (or purged: NotFoundError) by another caller meanwhile
+        session.expire_all()
+        get_job(session, job_id)
         raise JobConflictError(f"job {job_id} is no longer in error: it was retried already")
     session.refresh(job)
     return Submission(job=job, created=True, enqueued=_try_enqueue(job, settings))
@@ -341,7 +346,10 @@ def retry_all_errors(settings: Settings, *, site: str | None = None) -> RetryRep
 
 
 def _errors_of(site: str | None) -> ColumnElement[bool]:
-    condition = IngestionJob.status == JobStatus.ERROR.value
+    """Jobs that failed (of one site): not those a user cancelled."""
+    condition = (IngestionJob.status == JobStatus.ERROR.value) & (
+        IngestionJob.error_message.is_(None) | (IngestionJob.error_message != CANCELLED_BY_USER)
+    )
     return condition if site is None else condition & (IngestionJob.site == site)
 
 

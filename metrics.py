@@ -264,7 +264,7 @@ def _cumulative(values: Mapping[str, float]) -> list[tuple[str, float]]:
 
 def database_families() -> list[GaugeMetricFamily]:
     """Jobs by status and the oldest QUEUED row's age: one GROUP BY query."""
-    stmt = select(IngestionJob.status, func.count(), func.min(IngestionJob.created_at)).group_by(
+    stmt = select(IngestionJob.status, func.count(), func.min(IngestionJob.updated_at)).group_by(
         IngestionJob.status
     )
     with get_engine().connect() as connection:

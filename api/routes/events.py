@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -107,7 +108,7 @@ async def follow(job_id: int, first: JobState) -> AsyncIterator[ServerSentEvent]
         await asyncio.sleep(POLL_INTERVAL)
         try:
             state = await run_in_threadpool(read_state, job_id)
-        except OUTAGE_ERRORS as error:  # the database is away: read again next time
+        except (*OUTAGE_ERRORS, PoolTimeout) as error:  # away or busy: read again next time
             log.warning("job %s events: database unavailable (%s)", job_id, error)
             continue
         if state is None:

@@ -18,13 +18,20 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+import callback
+from db import session_scope
+from models import IngestionJob
+from models.base import utcnow
+from models.ingestion_job import reopen
 from tests.conftest import InternalService
 from tests.fixture_site.server import FixtureSite
 from tests.integration.test_events import ServedApp, events
@@ -282,3 +289,100 @@ def test_the_event_stream_follows_a_real_job_to_done(
     assert ranks == sorted(ranks), statuses
     saved = [event["progress"]["chapters_saved"] for event in seen]
     assert saved == sorted(saved) and saved[-1] > 0
+
+
+# deliver() run here, in the test's process, against the receiver: the races of the
+# delivery's copies and of a user's retry, made to happen at a chosen moment.
+
+
+def _ended_job(callback_url: str, *, status: str = "done") -> int:
+    with session_scope() as session:
+        job = IngestionJob(
+            source_url="https://www.royalroad.com/fiction/4242",
+            site="royalroad",
+            site_novel_id="4242",
+            status=status,
+            error_message="HTTP 503" if status == "error" else None,
+            finished_at=utcnow() - timedelta(minutes=1),
+            callback_url=callback_url,
+            callback_status="pending",
+        )
+        session.add(job)
+        session.flush()
+        return int(job.id)
+
+
+def _row(job_id: int) -> IngestionJob:
+    with session_scope() as session:
+        job = session.get(IngestionJob, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def test_two_copies_of_a_delivery_post_once(
+    callback_env: None, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both copies read attempt 0; only the one that claims it first POSTs."""
+    job_id = _ended_job(receiver.url("/hook"))
+    due, results = callback._due, []
+
+    def other_copy_runs_now(job: IngestionJob) -> bool:
+        monkeypatch.setattr(callback, "_due", due)
+        results.append(callback.deliver(job_id))  # the other copy, start to end
+        return due(job)
+
+    monkeypatch.setattr(callback, "_due", other_copy_runs_now)
+    assert callback.deliver(job_id) == "skipped"
+    assert results == ["delivered"]
+    assert len(receiver.received) == 1
+    row = _row(job_id)
+    assert (row.callback_status, row.callback_attempts) == ("delivered", 1)
+
+
+@pytest.mark.parametrize("answer", [200, 500])
+def test_an_old_delivery_does_not_settle_a_retried_jobs_callback(
+    callback_env: None, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, answer: int
+) -> None:
+    """The job is retried and ends again while its first outcome is being POSTed: that
+    POST's answer settles nothing, and the new outcome gets its own delivery (a new id)."""
+    job_id = _ended_job(receiver.url("/hook"), status="error")
+    receiver._statuses.append(answer)
+    post = callback.post
+
+    def retried_meanwhile(*args: Any, **kwargs: Any) -> int:
+        with session_scope() as session:
+            assert reopen(session, job_id, message="retried by user")
+        with session_scope() as session:  # the new attempt ends
+            session.execute(
+                update(IngestionJob)
+                .where(IngestionJob.id == job_id)
+                .values(status="done", finished_at=utcnow())
+            )
+        return post(*args, **kwargs)
+
+    monkeypatch.setattr(callback, "post", retried_meanwhile)
+    assert callback.deliver(job_id) == "superseded"  # no raise: RQ does not send it again
+    row = _row(job_id)
+    assert (row.callback_status, row.callback_attempts, row.callback_error) == ("pending", 0, None)
+    monkeypatch.setattr(callback, "post", post)
+    assert callback.deliver(job_id) == "delivered"
+    old, new = receiver.received
+    assert (old.json()["status"], new.json()["status"]) == ("error", "done")
+    assert old.headers["x-delivery-id"] != new.headers["x-delivery-id"]
+    assert new.headers["x-delivery-attempt"] == "1"
+    row = _row(job_id)
+    assert (row.callback_status, row.callback_attempts) == ("delivered", 1)
+
+
+def test_a_stored_url_httpx_refuses_fails_the_callback_with_a_reason(
+    callback_env: None, receiver: Receiver
+) -> None:
+    """A row stored before check_url refused such URLs: failed at once, not retried, and
+    the URL (where a header would be injected) is not repeated."""
+    job_id = _ended_job(receiver.url("/hook\r\nX-Injected: 1"))
+    assert callback.deliver(job_id) == "refused"
+    row = _row(job_id)
+    assert (row.callback_status, row.callback_attempts) == ("failed", 1)
+    assert row.callback_error == "callback_url refused: not a valid URL"
+    assert receiver.received == []

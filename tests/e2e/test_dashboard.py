@@ -133,3 +133,55 @@ def test_settings_that_would_expose_it_are_refused(env: dict[str, str], reason: 
     assert result.returncode == 2, output
     assert reason in output
     assert "secret-word" not in output
+
+
+def test_another_sites_page_cannot_act_even_with_the_login(
+    redis_conn: Redis, start_dashboard: Callable[..., DashboardProcess]
+) -> None:
+    """Browsers resend a cached basic-auth login to whatever page makes the request: an
+    auto-submitting form elsewhere must not empty a queue, nor an <img> requeue one."""
+    password = f"pw-{uuid.uuid4().hex}"
+    dashboard = start_dashboard(DASHBOARD_USERNAME=USER, DASHBOARD_PASSWORD=password)
+    job_id = _queued_job(redis_conn)
+    queue = Queue(QUEUE_NAME, connection=redis_conn)
+    login = (USER, password)
+    empty = f"/queue/{QUEUE_NAME}/queued/empty"
+    with httpx.Client(base_url=dashboard.url, timeout=10) as client:
+        evil = client.post(empty, auth=login, headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403, evil.text
+        assert "cross-site" in evil.text
+        fetch = client.get(
+            f"/requeue/{QUEUE_NAME}", auth=login, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert fetch.status_code == 403, fetch.text
+        assert queue.job_ids == [job_id]  # nothing happened
+
+        own = client.post(empty, auth=login, headers={"Origin": dashboard.url})
+        assert own.status_code == 200, own.text
+        assert queue.job_ids == []
+        _queued_job(redis_conn)
+        plain = client.post(empty, auth=login)  # no Origin: curl, a script
+        assert plain.status_code == 200, plain.text
+    assert queue.job_ids == []
+
+
+def test_without_a_login_other_names_and_other_sites_are_refused(
+    redis_conn: Redis, start_dashboard: Callable[..., DashboardProcess]
+) -> None:
+    """On 127.0.0.1 any page could reach it: a DNS-rebound name is refused, and so is a
+    cross-site action."""
+    dashboard = start_dashboard(DASHBOARD_USERNAME="", DASHBOARD_PASSWORD="")
+    job_id = _queued_job(redis_conn)
+    queue = Queue(QUEUE_NAME, connection=redis_conn)
+    with httpx.Client(base_url=dashboard.url, timeout=10) as client:
+        rebound = client.get("/0/data/queues.json", headers={"Host": "evil.example"})
+        assert rebound.status_code == 403, rebound.text
+        assert QUEUE_NAME not in rebound.text
+        local = client.get("/0/data/queues.json", headers={"Host": f"localhost:{dashboard.port}"})
+        assert local.status_code == 200
+        empty = f"/queue/{QUEUE_NAME}/queued/empty"
+        evil = client.post(empty, headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403, evil.text
+        assert queue.job_ids == [job_id]
+        assert client.post(empty).status_code == 200
+    assert queue.job_ids == []

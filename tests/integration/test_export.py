@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Callable, Iterator
@@ -242,7 +243,16 @@ def test_second_build_is_the_cached_file_until_a_chapter_changes(export_dir: Pat
     _store(novel, edited + records[1:])
     changed = _build(novel_id)
     assert changed.version != first.version
-    assert [p.name for p in export_dir.iterdir()] == [changed.path.name]  # the old one went
+    # the old book stays a while (a download may be about to send it), then goes
+    assert sorted(p.name for p in export_dir.iterdir()) == sorted(
+        [first.path.name, changed.path.name]
+    )
+    long_ago = time.time() - export.STALE_GRACE - 1
+    os.utime(first.path, (long_ago, long_ago))
+    edited = [replace(records[0], content_html="<p>Edited again.</p>", content_hash="f" * 64)]
+    _store(novel, edited + records[1:])
+    changed = _build(novel_id)
+    assert first.path.name not in [p.name for p in export_dir.iterdir()]
     added_ref = _ref(5, "Book Two")
     _store(
         replace(novel, chapters=(*novel.chapters, added_ref)),

@@ -336,3 +336,13 @@ def test_no_rq_retry_is_set_at_enqueue(redis_conn: Redis) -> None:
     assert job is not None and job.retries_left is None  # the row's attempts count, alone
     assert ingestion_queue.crash_delay(1) == ingestion_queue.CRASH_RETRY_INTERVALS[0]
     assert ingestion_queue.crash_delay(99) == ingestion_queue.CRASH_RETRY_INTERVALS[-1]
+
+
+def test_a_callback_stranded_by_an_emptied_queue_is_queued_again(redis_conn: Redis) -> None:
+    (job_id,) = make_jobs(1)
+    assert ingestion_queue.enqueue_callback(job_id)
+    assert not ingestion_queue.enqueue_callback(job_id)  # waiting: not twice
+    queue = ingestion_queue.callback_queue()
+    redis_conn.delete(queue.key)  # an operator empties the queue by hand
+    assert ingestion_queue.enqueue_callback(job_id)
+    assert queue.job_ids == [ingestion_queue.callback_rq_id(job_id)]

@@ -167,7 +167,9 @@ def test_retry_all_errors_retries_each_fictions_latest_failed_job(
     urls = [fixture_site.url(f"/fiction/{n}") for n in (1001, 1002, 1003, 2001)]
     older = _failed_job(urls[0], settings=settings)  # superseded by the next one
     latest = [_failed_job(url, settings=settings) for url in urls]
-    with session_scope() as session:
+    with session_scope() as session:  # a job a user cancelled is not a failure to retry
+        cancelled = jobs.submit(session, fixture_site.url("/fiction/1005"), settings=settings)
+        assert jobs.cancel(session, cancelled.job.id, settings=settings)
         done = jobs.submit(session, fixture_site.url("/fiction/1004"), settings=settings).job.id
         for target in (JobStatus.CRAWLING, JobStatus.PARSING, JobStatus.SAVING, JobStatus.DONE):
             assert transition(session, done, target)
@@ -176,7 +178,12 @@ def test_retry_all_errors_retries_each_fictions_latest_failed_job(
     assert (sorted(report.retried), report.refused, report.superseded) == (latest, [], 1)
     with session_scope() as session:
         statuses = dict(session.execute(select(IngestionJob.id, IngestionJob.status)).all())
-    assert statuses == {older: "error", **dict.fromkeys(latest, "queued"), done: "done"}
+    assert statuses == {
+        older: "error",
+        **dict.fromkeys(latest, "queued"),
+        done: "done",
+        cancelled.job.id: "error",
+    }
     pushed = _queued_ids(redis_conn, Priority.NORMAL)
     assert sorted(pushed) == sorted(ingestion_queue.rq_job_id(i) for i in latest)
 

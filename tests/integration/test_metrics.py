@@ -97,7 +97,7 @@ def test_jobs_by_status_and_the_oldest_queued_age_come_from_the_database(
         session.execute(
             update(IngestionJob)
             .where(IngestionJob.id == queued[0])
-            .values(created_at=utcnow() - timedelta(hours=1))
+            .values(updated_at=utcnow() - timedelta(hours=1))  # waiting since (as GET /stats)
         )
 
     samples = _scrape(api)

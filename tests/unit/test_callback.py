@@ -61,6 +61,36 @@ def test_a_callback_url_outside_the_rules_is_refused(url: str, says: str) -> Non
         callback.check_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/a\r\nX: y",
+        "http://example.com/a\nX-Injected: 1",
+        "http://example.com/a b",
+        "http://exa mple.com/",
+        "http://example.com/\tx",
+        "http://example.com/\x00",
+        "http://example.com/\x7f",
+        "http://ex\u00e4mple-.com/",  # urlsplit takes it, httpx does not (IDNA)
+    ],
+)
+def test_a_callback_url_httpx_would_not_send_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        callback.check_url(url)
+    assert str(caught.value) == "callback_url is not a valid URL"
+    assert "example" not in str(caught.value) and "mple" not in str(caught.value)
+
+
+def test_a_stored_url_httpx_refuses_is_a_refusal_at_delivery_not_a_crash() -> None:
+    """A row stored before check_url refused it: RefusedURLError (failed, not retried)."""
+    settings = Settings(callback_allowed_hosts="127.0.0.1:9")
+    body = callback.payload(_job(), attempt=1)
+    with pytest.raises(RefusedURLError) as caught:
+        callback._send("http://127.0.0.1:9/a\r\nX: y", body, settings=settings)
+    assert caught.value.reason == "not a valid URL"
+    assert caught.value.__suppress_context__
+
+
 def test_a_callback_url_with_credentials_is_refused_without_repeating_them() -> None:
     with pytest.raises(InvalidURLError) as caught:
         callback.check_url("https://hook-user:s3cret-pw@example.com/hook")
@@ -135,11 +165,25 @@ def test_the_body_tells_the_outcome_and_the_delivery() -> None:
     assert json.loads(callback.encode(body)) == body
 
 
-def test_the_delivery_id_is_stable_per_job_and_differs_between_jobs() -> None:
+def test_the_delivery_id_is_stable_per_outcome_and_differs_between_jobs() -> None:
     first = callback.delivery_id(_job())
-    assert first == callback.delivery_id(_job(status="error"))
+    job = _job()
+    assert first == callback.delivery_id(job)  # every attempt of this outcome's delivery
+    assert first == callback.payload(job, attempt=1)["delivery_id"]
+    assert first == callback.payload(job, attempt=3)["delivery_id"]
     assert first != callback.delivery_id(_job(id=8))
     assert first != callback.delivery_id(_job(created_at=datetime(2027, 1, 1, tzinfo=UTC)))
+
+
+def test_a_retried_jobs_new_end_has_a_new_delivery_id() -> None:
+    """A receiver de-duplicating on X-Delivery-Id must not drop the retried job's outcome."""
+    first = _job(status="error", error_message="HTTP 503")
+    again = _job(status="done", finished_at=datetime(2026, 1, 2, 4, 0, 0, tzinfo=UTC))
+    assert callback.delivery_id(first) != callback.delivery_id(again)
+    # the end time, not the status, tells the outcomes apart
+    assert callback.delivery_id(first) != callback.delivery_id(
+        _job(status="error", finished_at=again.finished_at)
+    )
 
 
 def test_headers_sign_the_exact_body_only_when_a_secret_is_set() -> None:
