@@ -11,32 +11,18 @@ from fastapi.testclient import TestClient
 import reconciler
 from config import get_settings
 from tests.fixture_site.server import FixtureSite
-from tests.utils.chaos import children, gone, horse_of, title
-from tests.utils.jobs import counts, submit, wait_job
-from tests.utils.services import WorkerProcess, wait_for
+from tests.utils.chaos import children, gone, title
+from tests.utils.jobs import counts, job_in_a_horse, wait_job
+from tests.utils.services import wait_for
 
 # The second test runs the reconciler's pass itself: no worker may run it first.
 OWN_PASSES = {"WORKER_RECONCILE": "false"}
 
 
-def _job_in_a_horse(
-    api: TestClient, site: FixtureSite, start_worker: Any, env: dict[str, str] | None = None
-) -> tuple[WorkerProcess, int, int]:
-    """A worker, a job it is crawling (slowly: 0.2 s a page), and the horse running it."""
-    worker = start_worker(env=env)
-    site.delay = 0.2
-    job_id = submit(api, site.url("/fiction/1002"))
-    assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
-    assert wait_for(lambda: horse_of(worker.pid) is not None, timeout=10), worker.log()
-    horse = horse_of(worker.pid)
-    assert horse is not None
-    return worker, job_id, horse
-
-
 def test_a_killed_horse_is_run_again_and_the_job_completes(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker)
+    worker, job_id, horse = job_in_a_horse(api, fixture_site, start_worker)
     os.kill(horse, signal.SIGKILL)
     fixture_site.delay = 0.0
     job = wait_job(api, job_id, timeout=60)
@@ -51,7 +37,7 @@ def test_a_killed_horse_is_run_again_and_the_job_completes(
 def test_a_killed_worker_takes_its_children_along_and_the_job_is_recovered(
     api: TestClient, fixture_site: FixtureSite, start_worker: Any
 ) -> None:
-    worker, job_id, horse = _job_in_a_horse(api, fixture_site, start_worker, OWN_PASSES)
+    worker, job_id, horse = job_in_a_horse(api, fixture_site, start_worker, OWN_PASSES)
     family = children(worker.pid)  # the horse and RQ's scheduler
     assert horse in family and len(family) >= 2, [title(pid) for pid in family]
     worker.kill()  # SIGKILL: no warm stop, no clean-up

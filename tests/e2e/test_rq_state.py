@@ -27,7 +27,7 @@ from ingestion_queue import queues, rq_job_id
 from models import IngestionJob
 from tests.fixture_site.server import FixtureSite
 from tests.utils.chaos import horse_of
-from tests.utils.jobs import submit, wait_job
+from tests.utils.jobs import job_in_a_horse, submit, wait_job
 from tests.utils.services import wait_for
 
 REGISTRIES = {
@@ -123,13 +123,9 @@ def test_a_killed_horse_is_run_again_by_the_same_rq_job_while_the_row_has_attemp
     row_status: str,
     rq_status: str,
 ) -> None:
-    worker = start_worker(env={"JOB_MAX_ATTEMPTS": attempts})
-    fixture_site.delay = 0.2
-    job_id = submit(api, fixture_site.url("/fiction/1002"))
-    assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
-    assert wait_for(lambda: horse_of(worker.pid) is not None, timeout=10), worker.log()
-    horse = horse_of(worker.pid)
-    assert horse is not None
+    worker, job_id, horse = job_in_a_horse(
+        api, fixture_site, start_worker, {"JOB_MAX_ATTEMPTS": attempts}
+    )
     os.kill(horse, signal.SIGKILL)
     fixture_site.delay = 0.0
     job = wait_job(api, job_id, timeout=60)

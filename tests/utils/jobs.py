@@ -10,6 +10,9 @@ from sqlalchemy import func, select
 
 from db import session_scope
 from models import Chapter, IngestionJob, JobEvent, Novel
+from tests.fixture_site.server import FixtureSite
+from tests.utils.chaos import horse_of
+from tests.utils.services import WorkerProcess, wait_for
 
 TERMINAL = ("done", "error")
 
@@ -58,3 +61,17 @@ def counts() -> tuple[int, int, int]:
         keys = select(Chapter.novel_id, Chapter.site_chapter_id).distinct().subquery()
         distinct = session.execute(select(func.count()).select_from(keys)).scalar_one()
     return novels, chapters, chapters - distinct
+
+
+def job_in_a_horse(
+    api: TestClient, site: FixtureSite, start_worker: Any, env: dict[str, str] | None = None
+) -> tuple[WorkerProcess, int, int]:
+    """A worker, a job it is crawling (slowly: 0.2 s a page), and the horse running it."""
+    worker = start_worker(env=env)
+    site.delay = 0.2
+    job_id = submit(api, site.url("/fiction/1002"))
+    assert wait_for(lambda: api.get(f"/jobs/{job_id}").json()["status"] == "crawling", timeout=30)
+    assert wait_for(lambda: horse_of(worker.pid) is not None, timeout=10), worker.log()
+    horse = horse_of(worker.pid)
+    assert horse is not None
+    return worker, job_id, horse
