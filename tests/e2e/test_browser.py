@@ -112,6 +112,9 @@ def log_in(driver: webdriver.Chrome, username: str, password: str) -> None:
     )
 
 
+LOCAL_SCHEMES = ("data", "blob", "chrome")
+
+
 @dataclass
 class Traffic:
     """What the browser asked for and got since the last look (Chrome's performance log)."""
@@ -121,11 +124,12 @@ class Traffic:
     blocked: dict[str, str] = field(default_factory=dict)  # request id: why it never left
 
     def off(self, origin: str) -> dict[str, str]:
-        """Requests (id: URL) to anywhere but `origin`, data: and blob: URLs aside."""
+        """Requests (id: URL) to anywhere but `origin`: data: and blob: URLs and the
+        browser's own resources (chrome:, e.g. a search field's clear icon) never leave it."""
         return {
             request: url
             for request, url in self.urls.items()
-            if urlsplit(url).scheme not in ("data", "blob") and _origin(url) != origin
+            if urlsplit(url).scheme not in LOCAL_SCHEMES and _origin(url) != origin
         }
 
 
