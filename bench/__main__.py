@@ -1,62 +1,71 @@
-"""Run the benchmarks (all, or those named) and print a report.
+"""Run the benchmarks (all, or those named), print a table, write the results.
 
-1. startup: importing Scrapy in a fresh process vs in a preloaded fork;
-2. end_to_end: one 160-chapter fiction, API -> RQ -> forking worker -> Scrapy -> PostgreSQL,
-   against a baseline that fetches and parses the same pages one at a time (what a
-   sequential crawler does), in the same run;
-3. overhead: tiny jobs through our worker vs no-op jobs through a plain RQ worker;
-4. memory: the work-horse's peak RSS for fictions of 10, 2,000 and 10,000 chapters.
-
-`python -m bench memory` (or `scripts/bench.sh memory`) runs one alone.
+Each benchmark is a module of this package with `run(env, *, quick)` (or `run(*, quick)`
+when it needs no running service) returning its figures with a "checks" list
+(bench.check). `python -m bench rivals` (or `scripts/bench.sh rivals`) runs one alone;
+its figures replace that benchmark's in bench/results.json, the others' are kept.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
+from typing import Any
 
 # A Redis db of the benchmark's own: a test run on the same machine flushes the tests' db.
 os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
-from bench import e2e, memory, overhead, startup  # they read TEST_REDIS_URL on import
+# In the order they run; False: needs no API, worker or database
+BENCHMARKS: dict[str, bool] = {
+    "startup": False,
+    "end_to_end": True,
+    "rivals": True,
+    "overhead": True,
+    "api": True,
+    "scaling": True,
+    "memory": True,
+    "backlog": True,
+    "updates": True,
+}
+MODULES = {"end_to_end": "e2e"}  # a benchmark whose module has another name
 
-BENCHMARKS = ("startup", "end_to_end", "overhead", "memory")
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"bench.{MODULES.get(name, name)}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "only", nargs="*", metavar="NAME", help=f"run only these of {', '.join(BENCHMARKS)}"
     )
-    parser.add_argument("--jobs", type=int, default=40, help="jobs for the overhead benchmark")
-    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds (best kept)")
     parser.add_argument(
-        "--fictions",
-        default=",".join(map(str, memory.FICTIONS)),
-        help="fixture fiction ids for the memory benchmark (default: %(default)s)",
+        "--quick", action="store_true", help="smaller sizes and fewer rounds: a look, not figures"
     )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print only: leave bench/results.json, the chart and docs/benchmarks.md alone",
+    )
     args = parser.parse_args()
     if unknown := set(args.only) - set(BENCHMARKS):
-        parser.error(f"no benchmark {', '.join(sorted(unknown))}: choose from {BENCHMARKS}")
+        parser.error(f"no benchmark {', '.join(sorted(unknown))}: choose from {list(BENCHMARKS)}")
     chosen = [b for b in BENCHMARKS if b in args.only] if args.only else list(BENCHMARKS)
-    results: dict[str, object] = {}
-    if "startup" in chosen:
-        results["startup"] = startup.run()
-    if set(chosen) - {"startup"}:
+    from bench import e2e, report  # they read TEST_REDIS_URL on import
+
+    results: dict[str, dict[str, Any]] = {}
+    for name in (b for b in chosen if not BENCHMARKS[b]):
+        results[name] = _module(name).run(quick=args.quick)
+    if any(BENCHMARKS[b] for b in chosen):
         with e2e.Environment() as env:
-            if "end_to_end" in chosen:
-                results["end_to_end"] = e2e.run(env, rounds=args.rounds)
-            if "overhead" in chosen:
-                results["overhead"] = overhead.run(env, jobs=args.jobs)
-            if "memory" in chosen:
-                fictions = tuple(int(f) for f in args.fictions.split(","))
-                results["memory"] = memory.run(env, fictions=fictions)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return 0
+            for name in (b for b in chosen if BENCHMARKS[b]):
+                results[name] = _module(name).run(env, quick=args.quick)
+    report.print_table(results)
+    if not args.no_write and not args.quick:
+        report.write(results)
+    return 0 if all(c["met"] for r in results.values() for c in r.get("checks", ())) else 1
 
 
 if __name__ == "__main__":

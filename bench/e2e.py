@@ -19,7 +19,10 @@ from tests.fixture_site.server import FixtureSite
 from tests.utils import services
 
 BIG_FICTION = 1003
-BENCH_DB = "novel_ingest_bench"
+# Its own database and log folder (BENCH_DATABASE, BENCH_LOG_DIR), as its own Redis db
+# (TEST_REDIS_URL): two benchmark runs on one machine keep apart
+BENCH_DB = os.environ.get("BENCH_DATABASE", "novel_ingest_bench")
+LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", "data/bench"))
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -36,7 +39,7 @@ class Environment:
 
     def __enter__(self) -> Environment:
         self.site = FixtureSite().start()
-        self.log_dir = Path("data/bench")
+        self.log_dir = LOG_DIR
         self.log_dir.mkdir(parents=True, exist_ok=True)
         os.environ.update(
             {
@@ -150,7 +153,8 @@ def with_latency(env: Environment, seconds: float) -> dict[str, float]:
     return {"latency_ours_s": ours, "latency_sequential_s": baseline}
 
 
-def run(env: Environment, *, rounds: int) -> dict[str, float]:
+def run(env: Environment, *, quick: bool = False) -> dict[str, object]:
+    rounds = 1 if quick else 3
     ours, baseline = [], []
     for _ in range(rounds):
         env.reset()

@@ -28,11 +28,12 @@ def _seconds(code: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(samples: int = 5) -> dict[str, float]:
+def run(*, quick: bool = False) -> dict[str, object]:
+    samples = 2 if quick else 5
     fresh = min(_seconds(FRESH) for _ in range(samples))
     forked = min(_seconds(FORKED) for _ in range(samples))
     print(
         f"horse start-up: Scrapy import in a fresh process {fresh * 1000:.0f} ms; fork of the"
         f" preloaded worker {forked * 1000:.1f} ms; ratio {fresh / forked:.0f}x"
     )
-    return {"fresh_import_ms": fresh * 1000, "preloaded_fork_ms": forked * 1000}
+    return {"fresh_import_ms": fresh * 1000, "preloaded_fork_ms": forked * 1000, "checks": []}
