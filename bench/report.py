@@ -114,9 +114,7 @@ def write(results: dict[str, dict[str, Any]]) -> None:
     chart(document)
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(with_figures(DOC.read_text() if DOC.exists() else "", document))
-    print(
-        f"\nwrote {RESULTS.relative_to(ROOT)}, {CHART.relative_to(ROOT)}, {DOC.relative_to(ROOT)}"
-    )
+    print(f"\nwrote {RESULTS}, {CHART}, {DOC}")
 
 
 def margin(check: dict[str, Any]) -> float:
@@ -156,9 +154,22 @@ def chart(document: dict[str, Any]) -> None:
     ax = axes[-1]
     labels = [f"{c['benchmark']}: {c['figure']}" for c in checks]
     margins = [margin(c) for c in checks]
-    ax.barh(labels, margins, color=["#2a7" if c["met"] else "#c44" for c in checks])
+    colours = ["#2a7" if c["met"] else "#c44" for c in checks]
+    ax.barh(labels, [m - 1 for m in margins], left=1, color=colours)  # from the target out
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
+    finite = [m for m in margins if 0 < m < float("inf")] or [1.0]
+    ax.set_xlim(min(0.5, min(finite) / 1.5), max(2.0, max(finite) * 1.5))
+    for y, (c, m) in enumerate(zip(checks, margins, strict=True)):
+        label = f"{_value(c['value'])} {c['unit']} ({_sign(c)} {_value(c['target'])})"
+        ax.text(
+            m,
+            y,
+            f" {label} ",
+            va="center",
+            fontsize=7,
+            ha="left" if m >= 1 else "right",
+        )
     ax.set_xlabel("figure / target (1 = on target; right of it: met)")
     ax.set_title("targets")
     ax.invert_yaxis()
