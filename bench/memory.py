@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bench.check import check
 from bench.e2e import Environment, http
 from tests.fixture_site import content
 from tests.utils import services
@@ -173,18 +174,30 @@ def _report(figures: list[Figures]) -> dict[str, object]:
             f" {f.parent_rss_mib:.0f} MiB; {f.seconds:.1f} s (crawl {f.crawl_s:.1f},"
             f" parse {f.parse_s:.1f}, save {f.save_s:.1f})"
         )
-    result: dict[str, object] = {"fictions": [asdict(f) for f in figures]}
+    checks: list[dict[str, object]] = []
+    result: dict[str, object] = {"fictions": [asdict(f) for f in figures], "checks": checks}
     by_size = {f.fiction_id: f for f in figures}
     small, medium = by_size.get(FICTIONS[0]), by_size.get(FICTIONS[1])
     if small is not None and medium is not None:
         ratio = medium.peak_rss_mib / small.peak_rss_mib
         private = medium.peak_private_mib / max(small.peak_private_mib, 1.0)
-        verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-        print(
-            f"memory: peak RSS 2,000 / 10 chapters {ratio:.2f}x (target <= {TARGET_RATIO}x:"
-            f" {verdict}); peak private 2,000 / 10 chapters {private:.2f}x"
-        )
+        print(f"memory: peak private 2,000 / 10 chapters {private:.2f}x")
         result.update({"rss_ratio_2000_to_10": ratio, "private_ratio_2000_to_10": private})
+        checks.append(
+            check(
+                "memory",
+                "work-horse peak RSS, 2,000 / 10 chapters",
+                ratio,
+                "x",
+                at_most=TARGET_RATIO,
+                bound="the preloaded parent's pages (shared, counted in RSS) and the fiction"
+                " page's parse tree, held once; chapters go through the spool in the"
+                " database, not memory, so only the table of contents grows with length",
+            )
+        )
+    large = by_size.get(FICTIONS[2])
+    if small is not None and large is not None:
+        result["rss_ratio_10000_to_10"] = large.peak_rss_mib / small.peak_rss_mib
     return result
 
 
