@@ -59,7 +59,6 @@ import scheduler
 import spool
 from config import Settings, get_settings
 from db import keyset_batches, session_scope
-from ingestion import abandon
 from ingestion_queue import RunState
 from models import RUNNING, IngestionJob, JobStatus, Priority
 from models.base import utcnow
@@ -128,7 +127,14 @@ def stale_running(settings: Settings) -> list[tuple[int, str | None]]:
 
 
 def recover_running(settings: Settings, report: ReconcileReport) -> None:
-    for job_id, run_id in stale_running(settings):
+    stale = stale_running(settings)
+    if not stale:
+        return
+    # Imported here: ingestion loads Scrapy (~1 s), which `cli.py process-queue` and the
+    # other commands that import this module never need.
+    from ingestion import abandon
+
+    for job_id, run_id in stale:
         state = ingestion_queue.run_state(job_id)
         if state is RunState.LIVE:
             continue
