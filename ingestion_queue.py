@@ -233,7 +233,9 @@ class Pusher:
         pushed."""
         priorities = {job_id: Priority(priority) for job_id, priority in rows}
         try:
-            return self._locked(list(priorities), lambda ids: self._first_look(ids, priorities))
+            return self._locked(
+                list(priorities), lambda ids, seen: self._first_look(ids, seen, priorities)
+            )
         except RedisError as error:
             raise unavailable(error) from error
 
@@ -261,21 +263,29 @@ class Pusher:
             ids = list(unseen)
             for start in range(0, len(ids), self.settings.process_queue_batch):
                 chunk = ids[start : start + self.settings.process_queue_batch]
-                pushed += self._locked(chunk, lambda locked: self._second_look(locked, unseen))
+                pushed += self._locked(
+                    chunk, lambda locked, seen: self._second_look(locked, seen, unseen)
+                )
         except RedisError as error:
             raise unavailable(error) from error
         return pushed
 
-    def _locked(self, job_ids: list[int], act: Callable[[list[int]], list[int]]) -> list[int]:
+    def _locked(
+        self, job_ids: list[int], act: Callable[[list[int], list[Glance]], list[int]]
+    ) -> list[int]:
+        """`act` on the rows whose lock this caller got, with a look at each taken under
+        the lock; the locks are released after."""
         token = uuid.uuid4().hex
-        locked = _lock(self.connection, job_ids, token)
+        locked: list[int] = []
         try:
-            return act(locked)
+            locked, glances = lock_and_glance(self.connection, job_ids, token)
+            return act(locked, glances)
         finally:
             _unlock(self.connection, locked, token)
 
-    def _first_look(self, job_ids: list[int], priorities: dict[int, Priority]) -> list[int]:
-        glances = glance(self.connection, job_ids)
+    def _first_look(
+        self, job_ids: list[int], glances: list[Glance], priorities: dict[int, Priority]
+    ) -> list[int]:
         states = judge(self.connection, glances, on_list=self._on_list)
         pushing: list[tuple[int, Glance]] = []
         for job_id, seen, state in zip(job_ids, glances, states, strict=True):
@@ -286,9 +296,11 @@ class Pusher:
         return self._push(pushing, {i: priorities[i] for i, _ in pushing})
 
     def _second_look(
-        self, job_ids: list[int], unseen: dict[int, tuple[Priority, Glance]]
+        self,
+        job_ids: list[int],
+        glances: list[Glance],
+        unseen: dict[int, tuple[Priority, Glance]],
     ) -> list[int]:
-        glances = glance(self.connection, job_ids)
         lost = [(i, seen) for i, seen in zip(job_ids, glances, strict=True) if seen == unseen[i][1]]
         return self._push(lost, {i: unseen[i][0] for i, _ in lost})
 
@@ -439,10 +451,8 @@ class Glance:
 # One look at each RQ job, atomically (a script runs alone): its hash's fields, whether its
 # origin's scheduled and deferred registries hold it, and its executions. Registry keys are
 # built from the hash's origin, as RQ names them (one Redis, not a cluster).
-_GLANCE = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local id = ARGV[i]
+_LOOK = """
+local function look(key, id)
   local f = redis.call('hmget', key, 'status', 'worker_name', 'origin', 'enqueued_at')
   local scheduled, deferred, runs = 0, 0, {}
   if f[1] then
@@ -451,10 +461,36 @@ for i, key in ipairs(KEYS) do
     if redis.call('zscore', 'rq:deferred:' .. origin, id) then deferred = 1 end
     runs = redis.call('zrange', 'rq:executions:' .. id, 0, -1)
   end
-  out[i] = {f[1] or '', f[2] or '', f[3] or '', f[4] or '', scheduled, deferred, runs}
+  return {f[1] or '', f[2] or '', f[3] or '', f[4] or '', scheduled, deferred, runs}
+end
+"""
+_GLANCE = (
+    _LOOK
+    + """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = look(key, ARGV[i]) end
+return out
+"""
+)
+# The enqueue lock of each row (SET NX EX, as _lock) and, for each lock granted, one look
+# at its RQ job, in one script: one round trip per batch instead of two, and no change to
+# the job between the lock and the look. KEYS: the n lock keys, then the n job hashes;
+# ARGV: token, TTL, then the n RQ ids. A lock not granted answers nil.
+_LOCK_AND_GLANCE = (
+    _LOOK
+    + """
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  if redis.call('set', KEYS[i], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    out[i] = look(KEYS[n + i], ARGV[2 + i])
+  else
+    out[i] = false
+  end
 end
 return out
 """
+)
 
 
 def glance(connection: Redis, job_ids: Sequence[int]) -> list[Glance]:
@@ -466,6 +502,25 @@ def glance(connection: Redis, job_ids: Sequence[int]) -> list[Glance]:
     keys = [Job.key_for(rq_id) for rq_id in rq_ids]
     replies = connection.eval(_GLANCE, len(keys), *keys, *rq_ids)
     return [_glance_of(rq_id, reply) for rq_id, reply in zip(rq_ids, replies, strict=True)]
+
+
+def lock_and_glance(
+    connection: Redis, job_ids: Sequence[int], token: str
+) -> tuple[list[int], list[Glance]]:
+    """Take each row's enqueue lock under `token`; the rows locked and a Glance at each
+    one's RQ job, taken in the same script (one round trip, atomic)."""
+    if not job_ids:
+        return [], []
+    rq_ids = [rq_job_id(job_id) for job_id in job_ids]
+    keys = [_lock_key(job_id) for job_id in job_ids] + [Job.key_for(i) for i in rq_ids]
+    replies = connection.eval(_LOCK_AND_GLANCE, len(keys), *keys, token, ENQUEUE_LOCK_TTL, *rq_ids)
+    locked: list[int] = []
+    glances: list[Glance] = []
+    for job_id, rq_id, reply in zip(job_ids, rq_ids, replies, strict=True):
+        if reply is not None:
+            locked.append(job_id)
+            glances.append(_glance_of(rq_id, reply))
+    return locked, glances
 
 
 def _glance_of(rq_id: str, reply: list[Any]) -> Glance:
