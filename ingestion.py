@@ -36,7 +36,7 @@ from errors import (
 )
 from models import RUNNING, IngestionJob, JobStatus
 from models.base import utcnow
-from models.ingestion_job import claim, record_progress, transition
+from models.ingestion_job import callback_pending, claim, record_progress, transition
 from novel_store import mark_checked, save_chapters, save_novel, store_chapters
 from scheduler import next_refresh_at
 from spool import Spool, fetch_key
@@ -52,6 +52,9 @@ class RunLost(Exception):
 class Outcome:
     status: JobStatus | None  # where the run left the job; None when it did not run it
     retry_in: float | None = None  # seconds until the queue should run it again
+    # whether the row's callback is due (read in the transaction that ended the row, after
+    # its UPDATE: a callback attached later is queued by whoever attaches it); None: unknown
+    callback_due: bool | None = None
 
 
 @riding_outages
@@ -163,7 +166,7 @@ class Run:
         self.enter("save")
         self.move(JobStatus.SAVING, message=f"{len(parsed.chapter_ids)} chapters parsed")
         try:
-            changes = self._save(fetched.novel, plan, spool, parsed)
+            changes, callback_due = self._save(fetched.novel, plan, spool, parsed)
         except SQLAlchemyError as error:  # outages were ridden out above: the data was refused
             log.exception("job %s: the database refused the novel", self.job_id)
             raise classify(error, doing="store novel") from error
@@ -177,7 +180,7 @@ class Run:
             *((b - a) * 1000 for a, b in zip([self.started, *marks], marks, strict=False)),
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )
-        return Outcome(status=JobStatus.DONE)
+        return Outcome(status=JobStatus.DONE, callback_due=callback_due)
 
     @riding_outages
     def _stored(self, ref: FictionRef) -> dict[str, StoredChapter]:
@@ -208,9 +211,10 @@ class Run:
     @riding_outages
     def _save(
         self, novel: NovelRecord, plan: UpdatePlan, spool: Spool, parsed: ParsedPages
-    ) -> Changes:
+    ) -> tuple[Changes, bool]:
         """The novel, its chapters, the job's DONE and the spool's removal: one transaction,
-        so a run that fails leaves the stored novel as it was."""
+        so a run that fails leaves the stored novel as it was. Also says whether the row's
+        callback is due (callback_pending, in the same transaction)."""
         locked = sum(c.locked for c in novel.chapters)
         notes: list[str] = []  # optional values too long for the store: stored as null
         with session_scope() as session:
@@ -236,7 +240,8 @@ class Run:
                 warnings=job_warnings(novel, locked, notes),
             ):
                 raise RunLost  # rolls the writes back with the refused move
-        return changes
+            callback_due = callback_pending(session, self.job_id)
+        return changes, callback_due
 
     @riding_outages
     def move(self, target: JobStatus, *, message: str | None = None) -> None:
@@ -437,6 +442,12 @@ def warm_up(session: Session) -> None:
     """
     claim(session, 0)
     record_progress(session, 0, run_id="warm-up", chapters_found=0)
+    record_progress(session, 0, run_id="warm-up", chapters_fetched=0)
+    spool = Spool(0)
+    spool.keys()
+    for _ in spool.pages({}):
+        pass
+    spool.drop(session)
     for target in (JobStatus.PARSING, JobStatus.SAVING):
         transition(session, 0, target, owner="warm-up", message="warm-up")
     transition(session, 0, JobStatus.QUEUED, owner="warm-up", message="warm-up")
@@ -456,4 +467,5 @@ def warm_up(session: Session) -> None:
         changes={},
         warnings=[],
     )
+    callback_pending(session, 0)
     session.get(IngestionJob, 0)

@@ -685,7 +685,8 @@ def perform(job_id: int) -> Retry | str:
         return _as_the_row_ended(job_id)
     if outcome.retry_in is not None:
         return _retry_in(outcome.retry_in)
-    _tell_callback(job_id, settings)
+    if outcome.callback_due is not False:  # a DONE run read it as it ended the row
+        _tell_callback(job_id, settings)
     if outcome.status is JobStatus.DONE:
         return JobStatus.DONE.value
     return _as_the_row_ended(job_id)

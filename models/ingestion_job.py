@@ -27,6 +27,7 @@ from sqlalchemy import (
     case,
     false,
     insert,
+    select,
     text,
     update,
 )
@@ -259,6 +260,16 @@ def _move(
         insert(JobEvent).values(job_id=job_id, status=target.value, message=message, at=now)
     )
     return True
+
+
+def callback_pending(session: Session, job_id: int) -> bool:
+    """Whether the job's callback waits to be told (callback_url set, not yet delivered).
+    Read in the transaction that ended the job, after its status move, it sees any
+    callback attached before that move committed."""
+    found = session.execute(
+        select(IngestionJob.callback_status).where(IngestionJob.id == job_id)
+    ).scalar_one_or_none()
+    return found == CallbackStatus.PENDING.value
 
 
 def _stamps(target: JobStatus, now: datetime, message: str | None) -> dict[str, Any]:

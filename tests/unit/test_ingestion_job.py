@@ -13,6 +13,8 @@ from models import IngestionJob, JobEvent, JobStatus
 from models.ingestion_job import (
     ALLOWED,
     TERMINAL,
+    CallbackStatus,
+    callback_pending,
     claim,
     record_progress,
     reopen,
@@ -148,3 +150,21 @@ def test_reopen_is_refused_by_the_database_while_another_job_of_the_fiction_is_a
     with pytest.raises(IntegrityError), session_scope() as session:
         reopen(session, failed, message="retried by user")
     assert _status(failed) == "error"
+
+
+def test_callback_pending_says_whether_a_callback_waits_to_be_told() -> None:
+    """What a DONE run reads in its own transaction to decide whether to queue a callback."""
+    plain, told, waiting = (_job_in(JobStatus.SAVING) for _ in range(3))
+    with session_scope() as session:
+        for job_id, state in ((told, CallbackStatus.DELIVERED), (waiting, CallbackStatus.PENDING)):
+            job = session.get(IngestionJob, job_id)
+            assert job is not None
+            job.callback_url, job.callback_status = "https://example.org/hook", state.value
+    with session_scope() as session:
+        assert transition(session, waiting, JobStatus.DONE, owner="run-1")
+        assert [callback_pending(session, j) for j in (plain, told, waiting, 10**9)] == [
+            False,
+            False,
+            True,
+            False,
+        ]
