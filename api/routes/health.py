@@ -1,8 +1,14 @@
-"""GET /health: are the database and Redis reachable, and how fast.
+"""GET /health: are the database and Redis reachable, and how fast (readiness); GET
+/health/live: is the process serving at all (liveness).
 
 Anyone may ask, so the answer names no host, port, path or user: a dependency is ok, or
 not with a generic reason ("connection refused", "timed out", "authentication failed").
 What went wrong in detail goes to the API's log, at warning level, without credentials.
+
+/health/live touches neither the database nor Redis and needs no key, even with
+API_READ_AUTH=true: a container's liveness probe sends none, and an answer that says only
+"ok" reveals nothing. An outage of a dependency must not get a healthy API process
+restarted; /health (readiness) is what takes it out of rotation.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
 from sqlalchemy import text
 
 import ingestion_queue
@@ -57,3 +65,18 @@ def health(response: Response, settings: SettingsDep) -> Health:
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return Health(status="ok" if healthy else "degraded", database=database, redis=redis)
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+LIVE = Liveness(status="ok")
+
+
+@router.get("/health/live", response_model=Liveness)
+async def health_live() -> Liveness:
+    """Liveness: the process answers, at once, from its event loop; neither the database
+    nor Redis is asked, and no key is needed (a container's liveness probe sends none).
+    Readiness, with the dependencies, is GET /health."""
+    return LIVE

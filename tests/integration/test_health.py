@@ -139,3 +139,32 @@ def test_database_refusing_the_login_is_an_authentication_failure(pg_db: str, da
     assert response.status_code == 503
     assert response.json()["database"]["error"] == "authentication failed"
     _assert_tells_nothing(response.text, ghost)
+
+
+# --- liveness: GET /health/live -----------------------------------------------------
+
+
+def test_liveness_answers_while_the_database_and_redis_are_away(
+    database_api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config import get_settings
+
+    client = database_api(f"postgresql+psycopg2://novel:{SECRET}@127.0.0.1:{free_port()}/novels")
+    monkeypatch.setattr(get_settings(), "redis_url", f"redis://127.0.0.1:{free_port()}/0")
+    readiness = client.get("/health")
+    assert readiness.status_code == 503
+    assert not readiness.json()["database"]["ok"] and not readiness.json()["redis"]["ok"]
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_liveness_needs_no_key_even_when_reads_do(client_with) -> None:
+    client = client_with(API_KEYS="live-test-key-5b1c", API_READ_AUTH="true")
+    assert client.get("/jobs").status_code == 401  # reads need a key here
+    response = client.get("/health/live")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    operation = client.get("/openapi.json").json()["paths"]["/health/live"]["get"]
+    assert "security" not in operation and "401" not in operation["responses"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Liveness"}
