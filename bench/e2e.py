@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,34 @@ BIG_FICTION = 1003
 # (TEST_REDIS_URL): two benchmark runs on one machine keep apart
 BENCH_DB = os.environ.get("BENCH_DATABASE", "novel_ingest_bench")
 LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", "data/bench"))
+
+
+# What a benchmark's jobs leave in its own Redis db: RQ's jobs, queues, registries and
+# results, the enqueue locks. Workers' own keys stay (a running worker keeps its name).
+STALE_KEYS = (
+    "rq:job:*",
+    "rq:executions:*",
+    "rq:results:*",
+    "rq:queue:*",
+    "rq:finished:*",
+    "rq:failed:*",
+    "rq:canceled:*",
+    "rq:scheduled:*",
+    "rq:deferred:*",
+    "rq:wip:*",
+    "novel-ingest:enqueue-lock:*",
+)
+
+
+def _batched(keys: Iterator[bytes], size: int = 1000) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -75,10 +104,15 @@ class Environment:
         return True
 
     def reset(self) -> None:
+        """Empty tables, and no trace in Redis of the jobs they held: row ids start at 1
+        again, and a stale RQ job of the same id would be a suspect the Pusher waits on."""
         from redis import Redis
 
         services.truncate_all()
-        Redis.from_url(services.REDIS_URL).delete(services.QUEUE_KEY)
+        connection = Redis.from_url(services.REDIS_URL)
+        for pattern in STALE_KEYS:
+            for keys in _batched(connection.scan_iter(match=pattern, count=10_000)):
+                connection.delete(*keys)
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
