@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, Table, select, update
@@ -308,17 +309,33 @@ TEXT = frozenset({"content_html", "author_notes_html", "word_count", "content_ha
 
 
 def _upsert_chapters(session: Session, rows: list[dict[str, Any]], *, keep: frozenset[str]) -> None:
-    for start in range(0, len(rows), BATCH):  # SQLite takes 32,766 parameters at most
-        batch = rows[start : start + BATCH]
-        stmt = _insert(session, Chapter).values(batch)
-        updated = {k: stmt.excluded[k] for k in batch[0] if k not in keep}
-        session.execute(
-            stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
-        )
+    """Insert or update these chapter rows (all with the same keys), `keep` columns left
+    as stored on a conflict. One statement, executed for many rows (the driver's batched
+    form: multi-row VALUES on PostgreSQL), so its SQL is compiled once and cached, not
+    once per batch with a bind parameter per value."""
+    if not rows:
+        return
+    stmt = _chapter_upsert(session.get_bind().dialect.name, tuple(rows[0]), keep)
+    for start in range(0, len(rows), BATCH):  # bounded statements, whatever the fiction
+        session.execute(stmt, rows[start : start + BATCH])
+
+
+@lru_cache(maxsize=16)
+def _chapter_upsert(dialect: str, columns: tuple[str, ...], keep: frozenset[str]) -> Any:
+    """The chapters' upsert for rows of these columns, on this dialect (a Core statement
+    on the table: executed with many rows, it is one executemany, not an ORM bulk insert)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(Chapter.__table__)
+    updated = {k: stmt.excluded[k] for k in columns if k not in keep}
+    return stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
+
+
+# A record's fields are plain values: read them as they are (asdict copies deeply)
+CHAPTER_FIELDS = tuple(f.name for f in fields(ChapterRecord))
 
 
 def _chapter_values(novel_id: int, chapter: ChapterRecord, now: Any) -> dict[str, Any]:
-    values = _clean(asdict(chapter))
+    values = {name: _clean(getattr(chapter, name)) for name in CHAPTER_FIELDS}
     return {
         **values,
         "novel_id": novel_id,

@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 from collections.abc import Collection, Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
@@ -175,8 +176,13 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
     through an alias, a mirror or a test server, is crawled there, never on the real host).
     None for anything else: another host, another scheme, no URL at all.
     """
+    link = link.strip()
+    if PLAIN_PATH.fullmatch(link):  # most links of a listing: the same answer, quicker
+        rebased = _origin(base)
+        if rebased is not None:
+            return f"{rebased}{link}"
     try:
-        joined = urlsplit(urljoin(base, link.strip()))
+        joined = urlsplit(urljoin(base, link))
         origin = urlsplit(base)
         same_origin = joined.hostname == origin.hostname and joined.port == origin.port
     except ValueError:  # e.g. "http://[abc/": no URL at all
@@ -186,6 +192,26 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
     if not same_origin and joined.hostname not in hosts:
         return None
     return urlunsplit((origin.scheme, origin.netloc, joined.path or "/", joined.query, ""))
+
+
+# An absolute path of plain segments (no dot segment, query, fragment, backslash or
+# empty segment): joined on any http(s) base it is that base's scheme://host[:port] and
+# this path unchanged, which site_link would work out with urljoin for every link.
+PLAIN_PATH = re.compile(r"/[A-Za-z0-9_~%-]+(?:/[A-Za-z0-9_~%-]+)*/?")
+
+
+@lru_cache(maxsize=64)
+def _origin(base: str) -> str | None:
+    """scheme://netloc of an http(s) `base` with a host, as site_link rebases onto; None
+    for anything else (site_link then decides the long way)."""
+    try:
+        parts = urlsplit(base)
+        _ = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 OFF_SITE = "not on the fiction's site"

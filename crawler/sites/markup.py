@@ -29,6 +29,7 @@ or dresses itself up as the page around it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -100,7 +101,11 @@ def _attribute(tag: str, name: str, value: str) -> str | None:
     return value
 
 
+@lru_cache(maxsize=64)
 def _cleaner(base: str | None) -> nh3.Cleaner:
+    """The sanitizer for a page (`base`: its URL); built once per page, not once per
+    fragment: a chapter's text and its notes share one, and every store check the one
+    of no base. A Cleaner holds only its settings, so one serves any number of calls."""
     relative: tuple[Literal["rewrite_with_base"], str] | Literal["deny"] = (
         ("rewrite_with_base", base) if base and http_url(base) else "deny"
     )
