@@ -142,6 +142,12 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
         "politeness": "no delay between requests for every tool",
     }
     ours_s = result["ours_wall_median_s"]
+    result["chapters"] = CHAPTERS
+    result["medians_s"] = {  # for the chart: what a user waits, each tool
+        "this service": ours_s,
+        "FanFicFare": result["fanficfare_wall_median_s"],
+        "lightnovel-crawler": result["lncrawl_wall_median_s"],
+    }
     vs_fff = result["fanficfare_wall_median_s"] / ours_s
     vs_ln = result["lncrawl_wall_median_s"] / ours_s
     print(
