@@ -276,12 +276,13 @@ class Pusher:
         """`act` on the rows whose lock this caller got, with a look at each taken under
         the lock; the locks are released after."""
         token = uuid.uuid4().hex
-        locked: list[int] = []
         try:
             locked, glances = lock_and_glance(self.connection, job_ids, token)
             return act(locked, glances)
         finally:
-            _unlock(self.connection, locked, token)
+            # every row asked for: the script may have run when its reply was lost, and
+            # only the keys that still hold this caller's token are released
+            _unlock(self.connection, job_ids, token)
 
     def _first_look(
         self, job_ids: list[int], glances: list[Glance], priorities: dict[int, Priority]

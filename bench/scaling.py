@@ -126,7 +126,9 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
         "jobs": count,
         "levels": levels,
         "speedup_2_workers": two,
-        "speedup_4_workers": four,
+        "speedup_4_workers": four,  # no target: 4 workers' jobs share 2 cores
+        "bound_4_workers": "CPU: 4 workers' jobs share 2 cores, so past 2 workers the 50 ms"
+        " waits are hidden but the CPU per job is not",
         "checks": [
             check(
                 "scaling",
@@ -137,15 +139,6 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
                 bound="the site's 50 ms per page while a job waits, and each job's CPU (fork,"
                 " Scrapy engine, parse, saves) with the API, Redis and PostgreSQL on the same"
                 " 2 cores",
-            ),
-            check(
-                "scaling",
-                "4 workers / 1 worker, jobs/s (no target)",
-                four,
-                "x",
-                at_least=0.0,
-                bound="CPU: 4 workers' jobs share 2 cores, so past 2 workers the 50 ms waits"
-                " are hidden but the CPU per job is not",
             ),
         ],
     }

@@ -134,6 +134,18 @@ def test_an_enqueue_lock_is_released_only_by_its_holder(redis_conn: Redis) -> No
     assert redis_conn.get(key) is None
 
 
+def test_a_row_locked_by_another_caller_is_left_to_it(redis_conn: Redis) -> None:
+    held, free = _orphans(2)
+    key = f"{ingestion_queue.KEY_PREFIX}:enqueue-lock:{held}"
+    redis_conn.set(key, "another-caller", ex=30)  # that caller is pushing the row now
+    assert ingestion_queue.enqueue_many(_normal([held, free])) == [free]
+    assert _queued(redis_conn) == [ingestion_queue.rq_job_id(free)]
+    assert not redis_conn.exists(f"rq:job:{ingestion_queue.rq_job_id(held)}")
+    assert redis_conn.get(key) == b"another-caller"  # its lock is still its own
+    free_lock = f"{ingestion_queue.KEY_PREFIX}:enqueue-lock:{free}"
+    assert not redis_conn.exists(free_lock)  # ours, released once pushed
+
+
 def _schedule_retry(redis_conn: Redis, job_id: int) -> None:
     """The RQ job of a row, waiting in the scheduled registry for a retry that is due."""
     ingestion_queue.enqueue(job_id)
