@@ -451,18 +451,18 @@ class Glance:
 
 # One look at each RQ job, atomically (a script runs alone): its hash's fields, whether its
 # origin's scheduled and deferred registries hold it, and its executions. Registry keys are
-# built from the hash's origin, as RQ names them (one Redis, not a cluster).
+# built from the hash's origin, as RQ names them (one Redis, not a cluster). A job with no
+# hash answers 0 (most rows of a backlog: a short reply is cheaper to read).
 _LOOK = """
 local function look(key, id)
   local f = redis.call('hmget', key, 'status', 'worker_name', 'origin', 'enqueued_at')
-  local scheduled, deferred, runs = 0, 0, {}
-  if f[1] then
-    local origin = f[3] or ''
-    if redis.call('zscore', 'rq:scheduled:' .. origin, id) then scheduled = 1 end
-    if redis.call('zscore', 'rq:deferred:' .. origin, id) then deferred = 1 end
-    runs = redis.call('zrange', 'rq:executions:' .. id, 0, -1)
-  end
-  return {f[1] or '', f[2] or '', f[3] or '', f[4] or '', scheduled, deferred, runs}
+  if not f[1] then return 0 end
+  local scheduled, deferred = 0, 0
+  local origin = f[3] or ''
+  if redis.call('zscore', 'rq:scheduled:' .. origin, id) then scheduled = 1 end
+  if redis.call('zscore', 'rq:deferred:' .. origin, id) then deferred = 1 end
+  local runs = redis.call('zrange', 'rq:executions:' .. id, 0, -1)
+  return {f[1], f[2] or '', f[3] or '', f[4] or '', scheduled, deferred, runs}
 end
 """
 _GLANCE = (
@@ -524,7 +524,9 @@ def lock_and_glance(
     return locked, glances
 
 
-def _glance_of(rq_id: str, reply: list[Any]) -> Glance:
+def _glance_of(rq_id: str, reply: list[Any] | int) -> Glance:
+    if not isinstance(reply, list):  # 0: no RQ job (the script's short answer)
+        return Glance(rq_id, None, None, None, None, (), scheduled=False, deferred=False)
     status, worker, origin, enqueued_at, scheduled, deferred, executions = reply
     return Glance(
         rq_id=rq_id,

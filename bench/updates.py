@@ -152,10 +152,10 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
             problems.append(f"after update {n + 1}: {problem}")
         if update.changes.get("new") != ADDED:
             problems.append(f"update {n + 1} reported {update.changes}, not {ADDED} new")
-    for problem in problems:
-        print(f"updates: NOT AS STORED: {problem}")
     served = env.site.fiction(fiction_id)
     env.site.reset()  # the fiction as built again, for whatever runs next
+    if problems:  # a fast update that stored the wrong chapters is no figure
+        raise RuntimeError("updates: not stored as served: " + "; ".join(problems))
     job = statistics.median(u.job_s for u in updates)
     client = statistics.median(u.client_s for u in updates)
     requests = statistics.median(u.requests for u in updates)
@@ -202,14 +202,6 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
                 at_most=2 + ADDED,  # the fiction page (its redirect and the page) + the new
                 bound="the fiction page (a redirect to its slug, then the page: the site has no"
                 " ETag or Last-Modified to ask with) and one page per new chapter",
-            ),
-            check(
-                "updates",
-                "chapters stored as served after the updates (1 = all, none doubled)",
-                float(not problems),
-                "",
-                at_least=1.0,
-                bound="PostgreSQL's unique (novel, site chapter id) and the update's diff",
             ),
         ],
     }
