@@ -146,6 +146,7 @@ def chart(document: dict[str, Any]) -> None:
         names = list(times)
         ax.barh(names, [times[n] for n in names], color=["#2a7", "#d83", "#c44"][: len(names)])
         ax.set_xscale("log")
+        ax.set_xlim(min(times.values()) / 3, max(times.values()) * 2)
         ax.set_xlabel("seconds, median (log scale)")
         ax.set_title(f"one {rivals.get('chapters', 160)}-chapter Royal Road fiction")
         for y, name in enumerate(names):
@@ -162,14 +163,8 @@ def chart(document: dict[str, Any]) -> None:
     ax.set_xlim(min(0.5, min(finite) / 1.5), max(2.0, max(finite) * 1.5))
     for y, (c, m) in enumerate(zip(checks, margins, strict=True)):
         label = f"{_value(c['value'])} {c['unit']} ({_sign(c)} {_value(c['target'])})"
-        ax.text(
-            m,
-            y,
-            f" {label} ",
-            va="center",
-            fontsize=7,
-            ha="left" if m >= 1 else "right",
-        )
+        # beside the target line, on the side the bar is not: never over the axis labels
+        ax.text(1.0, y, f" {label} ", va="center", fontsize=7, ha="right" if m >= 1 else "left")
     ax.set_xlabel("figure / target (1 = on target; right of it: met)")
     ax.set_title("targets")
     ax.invert_yaxis()
