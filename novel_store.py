@@ -44,9 +44,13 @@ URL_COLUMNS = frozenset({"url", "cover_url"})
 
 
 def _insert(session: Session, model: type) -> Any:
-    dialect = session.get_bind().dialect.name
+    return _insert_on(session.get_bind().dialect.name, model)
+
+
+def _insert_on(dialect: str, target: Any) -> Any:
+    """An INSERT of this dialect (one with ON CONFLICT) into a model or table."""
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(model)
+    return module.insert(target)
 
 
 def check_values(
@@ -324,8 +328,7 @@ def _upsert_chapters(session: Session, rows: list[dict[str, Any]], *, keep: froz
 def _chapter_upsert(dialect: str, columns: tuple[str, ...], keep: frozenset[str]) -> Any:
     """The chapters' upsert for rows of these columns, on this dialect (a Core statement
     on the table: executed with many rows, it is one executemany, not an ORM bulk insert)."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(Chapter.__table__)
+    stmt = _insert_on(dialect, Chapter.__table__)
     updated = {k: stmt.excluded[k] for k in columns if k not in keep}
     return stmt.on_conflict_do_update(index_elements=["novel_id", "site_chapter_id"], set_=updated)
 

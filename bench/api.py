@@ -117,24 +117,6 @@ def _grown() -> tuple[int, int]:
     return rows, int(Redis.from_url(services.REDIS_URL).llen(services.QUEUE_KEY))
 
 
-def forget_rq_jobs() -> int:
-    """Delete every ingestion RQ job hash (and its executions) in the benchmark's Redis db.
-
-    env.reset() empties the tables (row ids start again at 1) and the queue's list, but
-    leaves the RQ hashes: a new row 5 would find `rq:job:ingestion-5` saying queued
-    while no list holds it, a suspect that POST /ingest looks at twice, SUSPECT_PAUSE
-    apart. With no rows left, no RQ job of theirs should be left either."""
-    connection = Redis.from_url(services.REDIS_URL)
-    keys = [
-        key
-        for pattern in ("rq:job:ingestion-*", "rq:executions:ingestion-*")
-        for key in connection.scan_iter(match=pattern, count=1000)
-    ]
-    for start in range(0, len(keys), 1000):
-        connection.delete(*keys[start : start + 1000])
-    return len(keys)
-
-
 def measure(env: Environment, *, seconds: float, warmup: float) -> list[dict[str, Any]]:
     levels: list[dict[str, Any]] = []
     first_id = FIRST_ID
@@ -149,13 +131,11 @@ def measure(env: Environment, *, seconds: float, warmup: float) -> list[dict[str
 def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
     seconds, warmup = (1.0, 0.3) if quick else (6.0, 1.0)
     env.worker.stop()
-    env.reset()
-    forget_rq_jobs()
+    env.reset()  # no RQ job of earlier rows either: a reused id would be a suspect
     try:
         levels = measure(env, seconds=seconds, warmup=warmup)
     finally:
         env.reset()
-        forget_rq_jobs()
         env.worker = services.WorkerProcess(log_dir=env.log_dir)
     at16 = next(level for level in levels if level["clients"] == 16)
     checks = [

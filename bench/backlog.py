@@ -30,7 +30,7 @@ from redis import Redis
 from rq import Queue
 
 from bench.check import check
-from bench.e2e import Environment
+from bench.e2e import Environment, delete_matching
 from tests.utils import services
 
 ROWS, QUICK_ROWS = 100_000, 10_000
@@ -129,27 +129,14 @@ def raw_enqueue_many(connection: Redis, count: int, batch: int) -> float:
 
 
 def remove_raw(connection: Redis) -> None:
-    _delete_matching(connection, "rq:job:raw-*")
+    delete_matching(connection, "rq:job:raw-*")
     connection.delete(Queue(RAW_QUEUE, connection=connection).key)
     connection.srem(Queue.redis_queues_keys, Queue(RAW_QUEUE, connection=connection).key)
 
 
-def remove_ours(connection: Redis) -> None:
-    """The RQ jobs process-queue made (env.reset() empties the queue list only)."""
-    _delete_matching(connection, "rq:job:ingestion-*")
-    _delete_matching(connection, f"{'novel-ingest'}:enqueue-lock:*")
-
-
-def _delete_matching(connection: Redis, pattern: str) -> None:
-    keys = list(connection.scan_iter(match=pattern, count=10_000))
-    for first in range(0, len(keys), 10_000):
-        connection.unlink(*keys[first : first + 10_000])
-
-
 def one_round(env: Environment, count: int, batch: int) -> dict[str, float]:
     connection = Redis.from_url(services.REDIS_URL)
-    env.reset()
-    remove_ours(connection)
+    env.reset()  # our RQ jobs and locks of the round before go with the rows
     started = time.perf_counter()
     insert_queued(env, count)
     inserted = time.perf_counter() - started
@@ -179,7 +166,6 @@ def run(env: Environment, *, quick: bool = False) -> dict[str, Any]:
             rounds.append(one_round(env, count, batch))
     finally:
         env.reset()
-        remove_ours(Redis.from_url(services.REDIS_URL))
         env.worker = services.WorkerProcess(log_dir=env.log_dir)
     ours = statistics.median(r["process_queue_s"] for r in rounds)
     raw = statistics.median(r["raw_enqueue_many_s"] for r in rounds)

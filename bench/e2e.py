@@ -10,11 +10,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from redis import Redis
 
 from tests.fixture_site.server import FixtureSite
 from tests.utils import services
@@ -27,7 +28,8 @@ LOG_DIR = Path(os.environ.get("BENCH_LOG_DIR", "data/bench"))
 
 
 # What a benchmark's jobs leave in its own Redis db: RQ's jobs, queues, registries and
-# results, the enqueue locks. Workers' own keys stay (a running worker keeps its name).
+# results, the enqueue locks (ingestion_queue.KEY_PREFIX). Workers' own keys stay (a
+# running worker keeps its name).
 STALE_KEYS = (
     "rq:job:*",
     "rq:executions:*",
@@ -39,19 +41,16 @@ STALE_KEYS = (
     "rq:scheduled:*",
     "rq:deferred:*",
     "rq:wip:*",
-    "novel-ingest:enqueue-lock:*",
+    "{prefix}:enqueue-lock:*",
 )
 
 
-def _batched(keys: Iterator[bytes], size: int = 1000) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for key in keys:
-        batch.append(key)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def delete_matching(connection: Redis, pattern: str) -> int:
+    """Delete the keys matching `pattern` in the connection's db; how many there were."""
+    keys = list(connection.scan_iter(match=pattern, count=10_000))
+    for first in range(0, len(keys), 10_000):
+        connection.unlink(*keys[first : first + 10_000])
+    return len(keys)
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -106,13 +105,12 @@ class Environment:
     def reset(self) -> None:
         """Empty tables, and no trace in Redis of the jobs they held: row ids start at 1
         again, and a stale RQ job of the same id would be a suspect the Pusher waits on."""
-        from redis import Redis
+        from ingestion_queue import KEY_PREFIX
 
         services.truncate_all()
         connection = Redis.from_url(services.REDIS_URL)
         for pattern in STALE_KEYS:
-            for keys in _batched(connection.scan_iter(match=pattern, count=10_000)):
-                connection.delete(*keys)
+            delete_matching(connection, pattern.format(prefix=KEY_PREFIX))
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -125,28 +123,44 @@ class Environment:
         services.drop_pg_database(BENCH_DB)
 
 
-def ingest_once(env: Environment, fiction_id: int) -> float:
-    from tests.fixture_site import content
-
-    """Seconds from the API's row to the worker's DONE, by the job's own timestamps.
+def submit_and_wait(
+    env: Environment, fiction_id: int, *, timeout: float = 600
+) -> tuple[dict[str, Any], float]:
+    """POST the fiction's URL and follow its job until it ends (or `timeout`): the job as
+    GET /jobs shows it then, and the client's seconds from the POST.
 
     The client polls slowly (every 50 ms) so that it does not take CPU from the worker on
-    a 2-core machine; the timestamps, not the polling, give the time.
+    a 2-core machine; the job's own timestamps give its time.
     """
-    fiction = content.fiction(fiction_id)
-    assert fiction is not None
+    started = time.perf_counter()
     accepted = http(
         "POST", f"{env.api_url}/ingest", {"url": env.site.url(f"/fiction/{fiction_id}")}
     )
+    deadline = time.monotonic() + timeout
     while True:
         job = http("GET", f"{env.api_url}/jobs/{accepted['job_id']}")
-        if job["status"] in ("done", "error"):
-            break
+        if job["status"] in ("done", "error") or time.monotonic() > deadline:
+            return job, time.perf_counter() - started
         time.sleep(0.05)
-    assert job["status"] == "done", job
-    assert job["progress"]["chapters_saved"] == len(fiction.chapters)
+
+
+def job_seconds(job: dict[str, Any]) -> float:
+    """The job's own created_at (the API's row) -> finished_at (the worker's DONE)."""
     created, finished = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at"))
     return (finished - created).total_seconds()
+
+
+def ingest_once(env: Environment, fiction_id: int) -> float:
+    """Seconds from the API's row to the worker's DONE, by the job's own timestamps;
+    asserts DONE with every chapter saved."""
+    from tests.fixture_site import content
+
+    fiction = content.fiction(fiction_id)
+    assert fiction is not None
+    job, _ = submit_and_wait(env, fiction_id)
+    assert job["status"] == "done", job
+    assert job["progress"]["chapters_saved"] == len(fiction.chapters)
+    return job_seconds(job)
 
 
 def sequential_baseline(env: Environment, fiction_id: int) -> float:

@@ -21,11 +21,10 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 
 from bench.check import check
-from bench.e2e import Environment, http
+from bench.e2e import Environment, http, job_seconds
 from tests.fixture_site import content
 from tests.utils import services
 
@@ -150,11 +149,10 @@ def ingest(env: Environment, fiction_id: int) -> Figures:
     expected = sum(not c.locked for c in fiction.chapters)
     if job["progress"]["chapters_saved"] != expected:
         raise RuntimeError(f"fiction {fiction_id}: saved {job['progress']}, expected {expected}")
-    created, finished = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at"))
     return Figures(
         fiction_id=fiction_id,
         chapters=int(done["chapters"]),
-        seconds=(finished - created).total_seconds(),
+        seconds=job_seconds(job),
         peak_rss_mib=float(peak.group(1)),
         peak_private_mib=sampler.private_kib / 1024,
         sampled_hwm_mib=sampler.hwm_kib / 1024,

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -34,7 +33,7 @@ from rq import Queue, Worker
 from rq.job import Job
 
 from bench.check import check
-from bench.e2e import Environment, http
+from bench.e2e import Environment, http, job_seconds
 from tests.utils import services
 
 ONE_CHAPTER = 1007  # the fixture site's one-chapter fiction
@@ -69,14 +68,6 @@ class Sample:
     row_s: float  # the row's created_at -> finished_at
 
 
-def _forget_results(connection: Redis) -> None:
-    """Row ids start again at 1 after each reset: drop the earlier jobs' result streams,
-    so the wait below sees only the new job's result."""
-    keys = list(connection.scan_iter("rq:results:ingestion-*", count=1000))
-    if keys:
-        connection.delete(*keys)
-
-
 def _wait_idle(connection: Redis, name: str, timeout: float = 30) -> None:
     """Until the worker is back at its dequeue (the previous horse gone): not timed."""
 
@@ -105,8 +96,7 @@ def _reset(env: Environment, tries: int = 5) -> None:
 def one_job(env: Environment, connection: Redis) -> Sample:
     """One first ingest of the one-chapter fiction, timed from the client."""
     _wait_idle(connection, env.worker.name)
-    _reset(env)
-    _forget_results(connection)
+    _reset(env)  # the earlier jobs' result streams too: row ids start again at 1
     url = env.site.url(f"/fiction/{ONE_CHAPTER}")
     started = time.perf_counter()
     accepted = http("POST", f"{env.api_url}/ingest", {"url": url})
@@ -117,8 +107,7 @@ def one_job(env: Environment, connection: Redis) -> Sample:
     job = http("GET", f"{env.api_url}/jobs/{accepted['job_id']}")
     assert job["status"] == "done", job
     assert job["progress"]["chapters_saved"] == 1, job
-    created, finished = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at"))
-    return Sample(client_s=client, row_s=(finished - created).total_seconds())
+    return Sample(client_s=client, row_s=job_seconds(job))
 
 
 def plain_scrapy(env: Environment, count: int) -> list[float]:

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import create_engine, text
 
 from bench.check import check
-from bench.e2e import Environment, http
+from bench.e2e import Environment, job_seconds, submit_and_wait
 from tests.fixture_site import content
 
 FICTION, QUICK_FICTION = 1011, 1003  # 2,000 and 160 chapters
@@ -48,24 +46,13 @@ class Ingest:
 def ingest(env: Environment, fiction_id: int) -> Ingest:
     """One submission of the fiction's URL, until the job is DONE."""
     before = len(env.site.requests())
-    started = time.perf_counter()
-    accepted = http(
-        "POST", f"{env.api_url}/ingest", {"url": env.site.url(f"/fiction/{fiction_id}")}
-    )
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    while True:
-        job = http("GET", f"{env.api_url}/jobs/{accepted['job_id']}")
-        if job["status"] in ("done", "error") or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    client = time.perf_counter() - started
+    job, client = submit_and_wait(env, fiction_id, timeout=JOB_TIMEOUT_S)
     if job["status"] != "done":
         raise RuntimeError(f"fiction {fiction_id}: job {job['status']}: {job['error_message']}")
-    created, finished = (datetime.fromisoformat(job[k]) for k in ("created_at", "finished_at"))
     paths = [r.path for r in env.site.requests()[before:]]
     return Ingest(
         client_s=client,
-        job_s=(finished - created).total_seconds(),
+        job_s=job_seconds(job),
         requests=len(paths),
         paths=paths,
         chapters_saved=job["progress"]["chapters_saved"],

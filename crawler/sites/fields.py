@@ -181,8 +181,13 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
         rebased = _origin(base)
         if rebased is not None:
             return f"{rebased}{link}"
+    return joined_link(base, link, hosts=hosts)
+
+
+def joined_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
+    """site_link the long way, for any link: joined on `base` by urljoin, then checked."""
     try:
-        joined = urlsplit(urljoin(base, link))
+        joined = urlsplit(urljoin(base, link.strip()))
         origin = urlsplit(base)
         same_origin = joined.hostname == origin.hostname and joined.port == origin.port
     except ValueError:  # e.g. "http://[abc/": no URL at all
@@ -196,7 +201,7 @@ def site_link(base: str, link: str, *, hosts: Collection[str]) -> str | None:
 
 # An absolute path of plain segments (no dot segment, query, fragment, backslash or
 # empty segment): joined on any http(s) base it is that base's scheme://host[:port] and
-# this path unchanged, which site_link would work out with urljoin for every link.
+# this path unchanged, which joined_link works out with urljoin for every link.
 PLAIN_PATH = re.compile(r"/[A-Za-z0-9_~%-]+(?:/[A-Za-z0-9_~%-]+)*/?")
 
 
